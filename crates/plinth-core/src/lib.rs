@@ -1,0 +1,15 @@
+//! Shared vocabulary of Plinth: identifiers, timestamps, configuration, the tenant
+//! scope and pagination. Nothing here performs I/O.
+
+pub mod config;
+pub mod id;
+pub mod page;
+pub mod scope;
+pub mod time;
+pub mod validation;
+
+pub use id::*;
+pub use page::{Cursor, Page, PageRequest};
+pub use scope::{Actor, ActorKind, TenantScope};
+pub use time::Timestamp;
+pub use validation::{FieldError, FieldErrors};

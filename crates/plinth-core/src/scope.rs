@@ -1,0 +1,116 @@
+//! Who is acting, and in which tenant.
+//!
+//! A `TenantScope` can only be built by code that has checked the actor's membership
+//! (the server's tenant middleware, through `TenantScope::authorized`, which the access
+//! crate calls). Repository functions for tenant-owned data take a `&TenantScope`, so a
+//! query without a tenant filter does not compile.
+
+use serde::Serialize;
+
+use crate::id::{TenantId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    ApiKey,
+    Agent,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ApiKey => "api_key",
+            ActorKind::Agent => "agent",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+/// The principal performing an action, with request context for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The user, API key or agent id; `None` for the system and anonymous callers.
+    pub id: Option<uuid::Uuid>,
+    /// The platform user impersonating `id`, when there is one.
+    pub impersonator: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            kind: ActorKind::System,
+            id: None,
+            impersonator: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    /// A caller that is not signed in (sign-up, login, setup), identified by its request.
+    pub fn anonymous(
+        ip: Option<String>,
+        user_agent: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            kind: ActorKind::User,
+            id: None,
+            impersonator: None,
+            ip,
+            user_agent,
+            request_id,
+        }
+    }
+
+    pub fn user(user: UserId) -> Self {
+        Self {
+            kind: ActorKind::User,
+            id: Some(user.0),
+            ..Self::system()
+        }
+    }
+
+    pub fn with_user(mut self, user: UserId) -> Self {
+        self.kind = ActorKind::User;
+        self.id = Some(user.0);
+        self
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.kind {
+            ActorKind::User => self.id.map(UserId),
+            _ => None,
+        }
+    }
+}
+
+/// Proof that `actor` may act inside `tenant`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    tenant: TenantId,
+    actor: Actor,
+}
+
+impl TenantScope {
+    /// Only for code that has verified the actor's membership in `tenant` (or that the
+    /// actor is the system acting on the tenant's behalf).
+    pub fn authorized(tenant: TenantId, actor: Actor) -> Self {
+        Self { tenant, actor }
+    }
+
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
