@@ -1,1 +1,20 @@
+//! The audit trail: one append-only log, written in the same transaction as the change
+//! it records, and hash-chained per tenant so that an edited or deleted row is found.
+//!
+//! Each record's `hash` is SHA-256 over the previous record's hash and a canonical,
+//! length-prefixed encoding of every field (length-prefixed, so no value can forge a field boundary). Records of one
+//! chain (a tenant, or `platform`) are numbered without gaps by `seq`; the chain head
+//! row is updated in the same statement that reserves the number, which serialises
+//! concurrent appends to one chain on PostgreSQL and costs nothing on SQLite.
 
+mod record;
+mod verify;
+
+pub use record::{AuditEntry, Outcome, append};
+pub use verify::{ChainBreak, VerifyReport, verify_chain};
+
+/// The chain of records that belong to no tenant.
+pub const PLATFORM_CHAIN: &str = "platform";
+
+/// The `prev_hash` of a chain's first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

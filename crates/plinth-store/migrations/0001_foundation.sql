@@ -67,7 +67,8 @@ CREATE TABLE audit_log (
     ip TEXT,
     user_agent TEXT,
     request_id TEXT,
-    changes {{json}},
+    -- Canonical JSON text, hashed byte for byte (JSONB would re-encode numbers).
+    changes TEXT,
     reason TEXT,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL

@@ -1,0 +1,59 @@
+//! Events. A state change writes its event into the outbox table inside the same
+//! transaction as the change and its audit record, so an acknowledged change always has
+//! its event and a rolled-back one never does. Delivery reads the outbox afterwards.
+
+use plinth_core::{Actor, EventId, TenantId, Timestamp};
+use plinth_store::{StoreResult, Tx, exec};
+use serde_json::Value;
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Dotted type, e.g. `tenant.created`; its data schema is versioned per type.
+    pub event_type: &'static str,
+    pub tenant: Option<TenantId>,
+    /// What the event is about, e.g. `user/0190…`.
+    pub subject: Option<String>,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(event_type: &'static str, data: Value) -> Self {
+        Self {
+            event_type,
+            tenant: None,
+            subject: None,
+            data,
+        }
+    }
+
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    pub fn subject(mut self, kind: &str, id: impl std::fmt::Display) -> Self {
+        self.subject = Some(format!("{kind}/{id}"));
+        self
+    }
+}
+
+/// Writes `event` to the outbox inside `tx`.
+pub async fn enqueue(tx: &mut Tx, actor: &Actor, event: NewEvent) -> StoreResult<EventId> {
+    let id = EventId::new();
+    exec!(tx.conn(), c => sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, event_type, subject, data, actor_kind, actor_id, request_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )
+    .bind(id)
+    .bind(event.tenant)
+    .bind(event.event_type)
+    .bind(&event.subject)
+    .bind(sqlx::types::Json(&event.data))
+    .bind(actor.kind.as_str())
+    .bind(actor.id)
+    .bind(&actor.request_id)
+    .bind(Timestamp::now())
+    .execute(c).await)?;
+    Ok(id)
+}

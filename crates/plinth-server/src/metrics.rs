@@ -1,0 +1,139 @@
+//! Prometheus metrics. Each server instance owns its registry (no process-global
+//! recorder), so several servers in one process (tests, embedding) stay separate.
+
+use std::time::Duration;
+
+use plinth_store::Db;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    backend: &'static str,
+}
+
+/// Latency buckets in seconds, from 0.25 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<HttpLabels, Counter>,
+    latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    pool_connections: Family<PoolLabels, Gauge>,
+    pool_idle: Family<PoolLabels, Gauge>,
+    pool_max: Family<PoolLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new(backend: &'static str) -> Self {
+        let mut registry = Registry::with_prefix("plinth");
+        let requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template and status",
+            requests.clone(),
+        );
+        let latency = Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            latency.clone(),
+        );
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Open database connections",
+            pool_connections.clone(),
+        );
+        let pool_idle = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_idle_connections",
+            "Idle database connections",
+            pool_idle.clone(),
+        );
+        let pool_max = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_max_connections",
+            "Configured maximum of database connections",
+            pool_max.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                backend,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Build information; the value is always 1",
+            build,
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            pool_connections,
+            pool_idle,
+            pool_max,
+        }
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let labels = HttpLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition, with pool gauges read at scrape time.
+    pub fn render(&self, db: &Db) -> String {
+        for (pool, stats) in db.pool_stats() {
+            let labels = PoolLabels { pool };
+            self.pool_connections
+                .get_or_create(&labels)
+                .set(i64::from(stats.size));
+            self.pool_idle
+                .get_or_create(&labels)
+                .set(i64::from(stats.idle));
+            self.pool_max
+                .get_or_create(&labels)
+                .set(i64::from(stats.max));
+        }
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}

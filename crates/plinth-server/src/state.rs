@@ -1,0 +1,54 @@
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use plinth_core::config::Config;
+use plinth_identity::{PasswordHasher, Setup};
+use plinth_store::Db;
+
+use crate::metrics::Metrics;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Db,
+    pub metrics: Metrics,
+    pub setup: Setup,
+    pub started: Instant,
+    pub openapi_json: OnceLock<String>,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db) -> Self {
+        let hasher = PasswordHasher::default();
+        Self(Arc::new(AppInner {
+            metrics: Metrics::new(db.backend().as_str()),
+            setup: Setup::new(db.clone(), hasher),
+            config,
+            db,
+            started: Instant::now(),
+            openapi_json: OnceLock::new(),
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.0.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}

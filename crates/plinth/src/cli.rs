@@ -1,0 +1,108 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use plinth_core::config::{ConfigLayer, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "plinth",
+    version,
+    about = "The platform core of multi-tenant SaaS products, in one binary."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Accepted by every subcommand, so all of them act on the database `serve` uses.
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// Configuration file (default: ./plinth.toml when present; also PLINTH_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (PLINTH_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log output format (PLINTH_LOG_FORMAT).
+    #[arg(long, global = true, value_name = "pretty|json")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (PLINTH_BIND).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations.
+    Migrate {
+        /// List pending migrations without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Write an online backup of the database.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore the database from a backup written by `plinth backup`.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Overwrite a database that already holds data.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the effective configuration, or with --list every setting and its variable.
+    Config {
+        #[arg(long)]
+        list: bool,
+    },
+    /// Verify the tamper-evident audit chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a super-admin. The password is read from a prompt, or from standard
+    /// input with --password-stdin; never from a flag.
+    CreateSuperadmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the platform chain and report the first broken link.
+    Verify,
+}
+
+impl GlobalArgs {
+    pub fn flag_layer(&self) -> ConfigLayer {
+        ConfigLayer {
+            data_dir: self.data_dir.clone(),
+            log_format: self.log_format,
+            ..ConfigLayer::default()
+        }
+    }
+}

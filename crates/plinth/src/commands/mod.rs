@@ -1,0 +1,63 @@
+mod admin;
+mod audit;
+mod backup;
+mod config;
+mod migrate;
+mod serve;
+
+use plinth_core::config::{Config, ConfigSources};
+use plinth_store::{Db, DbOptions};
+
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command};
+
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut flags = cli.global.flag_layer();
+    if let Command::Serve { bind: Some(bind) } = &cli.command {
+        flags.bind = Some(*bind);
+    }
+    let env = |key: &str| std::env::var(key).ok();
+    let config = Config::load(ConfigSources {
+        file: cli.global.config.as_deref(),
+        env: &env,
+        flags,
+    })
+    .map_err(|e| e.to_string())?;
+    crate::logging::init(&config)?;
+    match cli.command {
+        Command::Serve { .. } => serve::run(config, started).await,
+        Command::Migrate { dry_run } => migrate::run(&config, dry_run).await,
+        Command::Admin {
+            command:
+                AdminCommand::CreateSuperadmin {
+                    email,
+                    display_name,
+                    password_stdin,
+                },
+        } => admin::create_superadmin(&config, email, display_name, password_stdin).await,
+        Command::Backup { out } => backup::backup(&config, &out).await,
+        Command::Restore { file, force } => backup::restore(&config, &file, force).await,
+        Command::Config { list } => {
+            config::show(&config, list);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit::verify(&config).await,
+    }
+}
+
+/// Opens the configured database without migrating it.
+pub async fn open(config: &Config) -> Result<Db, String> {
+    let options = DbOptions::from_config(config);
+    Db::open(&options)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))
+}
+
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_migrated(config: &Config) -> Result<Db, String> {
+    let db = open(config).await?;
+    db.migrate(|_| {}).await.map_err(|e| e.to_string())?;
+    Ok(db)
+}

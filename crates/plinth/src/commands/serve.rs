@@ -1,0 +1,69 @@
+use std::time::Instant;
+
+use plinth_core::config::Config;
+use plinth_server::AppState;
+use tokio::net::TcpListener;
+
+pub async fn run(config: Config, started: Instant) -> Result<(), String> {
+    let db = super::open_migrated(&config).await?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let base_url = config.public_url.clone().map_or_else(
+        || format!("http://{address}"),
+        |u| u.trim_end_matches('/').to_owned(),
+    );
+    let state = AppState::new(config, db.clone());
+    let (router, _) = plinth_server::build(state.clone());
+
+    tracing::info!(
+        address = %address,
+        database = db.display_url(),
+        startup_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "ready"
+    );
+    println!("Plinth listening on {base_url} ({})", db.display_url());
+    match state.setup.issue_token().await {
+        Ok(Some(setup)) => {
+            // Printed, never logged: the link is a credential.
+            println!();
+            println!(
+                "  No administrator exists yet. Within {} minutes, open:",
+                setup.expires_in.whole_minutes()
+            );
+            println!("    {base_url}/setup?token={}", setup.token.expose());
+            println!("  or run: plinth admin create-superadmin --email you@example.com");
+            println!();
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot issue the setup link"),
+    }
+    plinth_server::serve(listener, router, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
