@@ -93,11 +93,11 @@ impl OneTimeTokens {
         purpose: OneTimePurpose,
         token: &str,
     ) -> IdentityResult<bool> {
-        let found: Option<i64> = on!(conn, c => sqlx::query_scalar(
-            "SELECT 1 FROM one_time_tokens
+        let found: i64 = on!(conn, c => sqlx::query_scalar(
+            "SELECT count(*) FROM one_time_tokens
              WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3"
-        ).bind(hash_token(token)).bind(purpose.as_str()).bind(Timestamp::now()).fetch_optional(c).await)?;
-        Ok(found.is_some())
+        ).bind(hash_token(token)).bind(purpose.as_str()).bind(Timestamp::now()).fetch_one(c).await)?;
+        Ok(found > 0)
     }
 
     /// Retires every unused token of `purpose` (for `user`, or all when `None`).

@@ -123,14 +123,14 @@ fn json_pointer(path: &serde_path_to_error::Path, message: &str) -> String {
             Segment::Unknown => pointer.push('?'),
         }
     }
-    if message.starts_with("unknown field") || message.starts_with("missing field") {
-        if let Some(name) = message.split('`').nth(1) {
-            // serde's path already ends at the field for unknown fields in nested maps;
-            // add it only when it is not there yet.
-            let tail = format!("/{}", escape_pointer(name));
-            if !pointer.ends_with(&tail) {
-                pointer.push_str(&tail);
-            }
+    if (message.starts_with("unknown field") || message.starts_with("missing field"))
+        && let Some(name) = message.split('`').nth(1)
+    {
+        // serde's path already ends at the field for unknown fields in nested maps;
+        // add it only when it is not there yet.
+        let tail = format!("/{}", escape_pointer(name));
+        if !pointer.ends_with(&tail) {
+            pointer.push_str(&tail);
         }
     }
     pointer

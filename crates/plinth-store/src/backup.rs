@@ -274,28 +274,13 @@ mod ffi {
 fn split_pg_url(url: &SecretString) -> StoreResult<(String, Option<String>)> {
     let mut parsed = url::Url::parse(url.expose_secret())
         .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-    let password = parsed.password().map(|p| percent_decode(p));
+    let password = parsed.password().map(|p| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
     let _ = parsed.set_password(None);
     Ok((parsed.to_string(), password))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn pg_tool(name: &str, url: &SecretString) -> StoreResult<(tokio::process::Command, String)> {

@@ -1,6 +1,8 @@
 //! The storage layer on each backend: migrations, refusal of newer schemas, the same
 //! queries on both drivers, and backup/restore round trips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use plinth_core::Timestamp;
 use plinth_core::config::SqliteSynchronous;
 use plinth_store::{Backend, Db, DbOptions, StoreError, exec, on};

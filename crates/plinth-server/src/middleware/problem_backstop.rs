@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::problem::{PROBLEM_JSON, Problem, ProblemKind};
+use crate::problem::{Problem, ProblemKind};
 
 pub async fn problem_backstop(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
@@ -21,7 +21,9 @@ pub async fn problem_backstop(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if content_type.starts_with(PROBLEM_JSON) || content_type.starts_with("text/html") {
+    // Only bare and plain-text bodies are replaced; a handler's own JSON or HTML error
+    // (readiness details, an error page) is kept.
+    if !(content_type.is_empty() || content_type.starts_with("text/plain")) {
         return response;
     }
     let kind = ProblemKind::for_status(status);
@@ -42,7 +44,10 @@ pub async fn problem_backstop(request: Request, next: Next) -> Response {
             problem = problem.with_header(name, value.clone());
         }
     }
+    let (parts, _) = response.into_parts();
     let mut rebuilt = problem.into_response();
     *rebuilt.status_mut() = status;
+    // Extensions carry the matched route to the metrics.
+    rebuilt.extensions_mut().extend(parts.extensions);
     rebuilt
 }

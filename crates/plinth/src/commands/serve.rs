@@ -25,18 +25,19 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
         "ready"
     );
-    println!("Plinth listening on {base_url} ({})", db.display_url());
+    say(&format!(
+        "Plinth listening on {base_url} ({})",
+        db.display_url()
+    ));
     match state.setup.issue_token().await {
         Ok(Some(setup)) => {
             // Printed, never logged: the link is a credential.
-            println!();
-            println!(
-                "  No administrator exists yet. Within {} minutes, open:",
-                setup.expires_in.whole_minutes()
-            );
-            println!("    {base_url}/setup?token={}", setup.token.expose());
-            println!("  or run: plinth admin create-superadmin --email you@example.com");
-            println!();
+            say(&format!(
+                "\n  No administrator exists yet. Within {} minutes, open:\n    {base_url}/setup?token={}\n  \
+                 or run: plinth admin create-superadmin --email you@example.com\n",
+                setup.expires_in.whole_minutes(),
+                setup.token.expose()
+            ));
         }
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "cannot issue the setup link"),
@@ -44,6 +45,16 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
     plinth_server::serve(listener, router, state, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Writes a line for the operator. A closed standard output (a detached terminal, a
+/// reader that went away) must not stop the server, so write errors are ignored,
+/// unlike with `println!`, which panics.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -1,0 +1,12 @@
+//! Integration tests of the HTTP server: the real server on a random port, against a
+//! fresh SQLite file, and against a fresh PostgreSQL database when
+//! `PLINTH_TEST_POSTGRES_URL` is set. One test binary; modules mirror the routes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod health;
+mod malformed_input;
+mod middleware;
+mod openapi;
+mod setup;
+mod support;

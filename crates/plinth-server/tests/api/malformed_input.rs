@@ -1,0 +1,88 @@
+//! Every route that takes a JSON body, found by walking the route table, answers bad
+//! bodies with a 4xx problem document: never a 500, never axum's plain-text rejection.
+
+use plinth_server::RouteInfo;
+use plinth_testkit::{TestDatabase, backend_tests};
+use reqwest::header::CONTENT_TYPE;
+
+use crate::support::{TestApp, assert_problem};
+
+backend_tests!(every_json_route_rejects_bad_bodies_with_problems);
+
+/// The route's path with every `{param}` filled with a fresh id.
+fn concrete_path(route: &RouteInfo) -> String {
+    route
+        .path
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn every_json_route_rejects_bad_bodies_with_problems(db: TestDatabase) {
+    let limit = 4096;
+    let app = TestApp::on(db)
+        .with("body_limit_bytes", limit)
+        .spawn()
+        .await;
+    let json_routes: Vec<&RouteInfo> = app.routes.iter().filter(|r| r.json_body).collect();
+    assert!(!json_routes.is_empty(), "no route takes a JSON body");
+    for route in json_routes {
+        let url = app.url(&concrete_path(route));
+        let send = |body: Vec<u8>, content_type: &'static str| {
+            app.client
+                .request(route.method.clone(), &url)
+                .header(CONTENT_TYPE, content_type)
+                .body(body)
+                .send()
+        };
+
+        let malformed = send(b"{\"email\": ".to_vec(), "application/json")
+            .await
+            .unwrap();
+        assert_problem(malformed, 400, "malformed-request").await;
+
+        let unknown = send(br#"{"__not_a_field__": 1}"#.to_vec(), "application/json")
+            .await
+            .unwrap();
+        let body = assert_problem(unknown, 422, "validation-failed").await;
+        assert_eq!(
+            body["errors"][0]["pointer"], "/__not_a_field__",
+            "{} {}",
+            route.method, route.path
+        );
+        assert_eq!(body["errors"][0]["code"], "unknown_field");
+
+        let wrong_type = send(b"[1, 2, 3]".to_vec(), "application/json")
+            .await
+            .unwrap();
+        assert_problem(wrong_type, 422, "validation-failed").await;
+
+        let mut oversized = b"{\"padding\": \"".to_vec();
+        oversized.extend(std::iter::repeat_n(b'x', limit + 1));
+        oversized.extend_from_slice(b"\"}");
+        let too_large = send(oversized, "application/json").await.unwrap();
+        assert_problem(too_large, 413, "payload-too-large").await;
+
+        let wrong_media = send(br#"{"email": "a@example.com"}"#.to_vec(), "text/plain")
+            .await
+            .unwrap();
+        assert_problem(wrong_media, 415, "unsupported-media-type").await;
+
+        let no_type = app
+            .client
+            .request(route.method.clone(), &url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_problem(no_type, 415, "unsupported-media-type").await;
+    }
+    app.stop().await;
+}

@@ -1,0 +1,389 @@
+//! The `plinth` binary as an operator uses it: real processes, real signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use plinth_testkit::{TestDatabase, backend_tests};
+
+const BIN: &str = env!("CARGO_BIN_EXE_plinth");
+
+fn plinth(db: &TestDatabase) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(db.scratch())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PLINTH_DATABASE_URL", &db.url)
+        .env("PLINTH_DATA_DIR", &db.data_dir)
+        .env("PLINTH_LOG", "warn");
+    command
+}
+
+/// Runs a command to completion; returns (success, stdout, stderr).
+fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `plinth admin create-superadmin --password-stdin` with `password` on standard input.
+fn create_superadmin(db: &TestDatabase, email: &str, password: &str) -> (bool, String, String) {
+    let mut command = plinth(db);
+    command.args([
+        "admin",
+        "create-superadmin",
+        "--email",
+        email,
+        "--password-stdin",
+    ]);
+    run(command, Some(&format!("{password}\n")))
+}
+
+const PASSPHRASE: &str = "a sufficiently long passphrase";
+
+/// A running `plinth serve`.
+struct Server {
+    child: Child,
+    base: String,
+    setup_link: Option<String>,
+}
+
+impl Server {
+    fn start(db: &TestDatabase) -> Server {
+        let mut command = plinth(db);
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Drains to the end, so the server never writes into a closed pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve printed nothing");
+        let base = first
+            .strip_prefix("Plinth listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_owned();
+        // The setup block follows at once when setup is needed.
+        let mut setup_link = None;
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
+            if let Some(link) = line.trim().strip_prefix(&format!("{base}/setup?token=")) {
+                setup_link = Some(format!("{base}/setup?token={link}"));
+                break;
+            }
+        }
+        Server {
+            child,
+            base,
+            setup_link,
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("plinth serve did not exit within 30 s");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+backend_tests!(
+    serve_prints_a_setup_link_that_creates_the_first_admin,
+    sigterm_lets_an_in_flight_request_finish,
+    backup_and_restore_round_trip_through_the_cli,
+    migrate_dry_run_lists_pending_then_migrate_applies,
+    a_database_from_a_newer_version_is_refused,
+    create_superadmin_reads_the_password_from_stdin,
+    audit_verify_reports_an_intact_chain,
+);
+
+async fn serve_prints_a_setup_link_that_creates_the_first_admin(db: TestDatabase) {
+    let server = Server::start(&db);
+    let link = server
+        .setup_link
+        .clone()
+        .expect("a setup link on first start");
+    let token = link.rsplit('=').next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
+    let created = client
+        .post(format!("{}/api/v1/setup", server.base))
+        .json(&serde_json::json!({"token": token, "email": "root@example.com", "password": "a sufficiently long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.terminate();
+    assert!(server.wait().success());
+
+    let again = Server::start(&db);
+    assert!(
+        again.setup_link.is_none(),
+        "no link once an administrator exists"
+    );
+}
+
+async fn sigterm_lets_an_in_flight_request_finish(db: TestDatabase) {
+    let server = Server::start(&db);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let body = br#"{"token": "x", "email": "slow@example.com", "password": "a sufficiently long passphrase"}"#;
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/setup HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(500));
+    // Draining: new connections are refused while the slow request goes on.
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "the listener is closed after SIGTERM"
+    );
+    stream.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 400"),
+        "the in-flight request completed: {response}"
+    );
+    assert!(response.contains("invalid-token"));
+    assert!(server.wait().success(), "a clean exit after draining");
+}
+
+async fn backup_and_restore_round_trip_through_the_cli(db: TestDatabase) {
+    let (ok, _, err) = create_superadmin(&db, "keep@example.com", PASSPHRASE);
+    assert!(ok, "{err}");
+
+    let file = db.scratch().join("plinth.backup");
+    let mut backup = plinth(&db);
+    backup.args(["backup", "--out"]).arg(&file);
+    let (ok, out, err) = run(backup, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("Backup written"), "{out}");
+
+    let backend = db.backend;
+    let target = TestDatabase::create(backend).await.unwrap();
+    let mut restore = plinth(&target);
+    restore.arg("restore").arg(&file);
+    let (ok, out, err) = run(restore, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("Restored"), "{out}");
+
+    // The restored database already has the administrator.
+    let (ok, _, err) = create_superadmin(&target, "KEEP@example.com", PASSPHRASE);
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+
+    // A second restore over data needs --force.
+    let mut refused = plinth(&target);
+    refused.arg("restore").arg(&file);
+    let (ok, _, err) = run(refused, None);
+    assert!(!ok);
+    assert!(err.contains("--force"), "{err}");
+    let mut forced = plinth(&target);
+    forced.args(["restore", "--force"]).arg(&file);
+    let (ok, _, err) = run(forced, None);
+    assert!(ok, "{err}");
+}
+
+async fn migrate_dry_run_lists_pending_then_migrate_applies(db: TestDatabase) {
+    let mut dry = plinth(&db);
+    dry.args(["migrate", "--dry-run"]);
+    let (ok, out, err) = run(dry, None);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("pending migration(s)") && out.contains("0001_foundation"),
+        "{out}"
+    );
+
+    let mut migrate = plinth(&db);
+    migrate.arg("migrate");
+    let (ok, out, err) = run(migrate, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("Applied"), "{out}");
+
+    let mut again = plinth(&db);
+    again.args(["migrate", "--dry-run"]);
+    let (ok, out, _) = run(again, None);
+    assert!(ok);
+    assert!(out.contains("up to date"), "{out}");
+}
+
+async fn a_database_from_a_newer_version_is_refused(db: TestDatabase) {
+    let mut migrate = plinth(&db);
+    migrate.arg("migrate");
+    assert!(run(migrate, None).0);
+    let store = plinth_store::Db::open(&plinth_store::DbOptions {
+        url: Some(secrecy::SecretString::from(db.url.clone())),
+        data_dir: db.data_dir.clone(),
+        max_connections: 1,
+        sqlite_synchronous: plinth_core::config::SqliteSynchronous::Full,
+    })
+    .await
+    .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    plinth_store::exec!(tx.conn(), c => sqlx::query(
+        "INSERT INTO plinth_schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'from_the_future', 'x', 0)"
+    ).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+
+    let mut serve = plinth(&db);
+    serve.args(["serve", "--bind", "127.0.0.1:0"]);
+    let (ok, _, err) = run(serve, None);
+    assert!(!ok, "serve must refuse");
+    assert!(
+        err.contains("newer Plinth") && err.contains("9999"),
+        "{err}"
+    );
+}
+
+async fn create_superadmin_reads_the_password_from_stdin(db: TestDatabase) {
+    let (ok, _, err) = create_superadmin(&db, "a@example.com", "short");
+    assert!(!ok);
+    assert!(err.contains("password"), "{err}");
+
+    let mut flag = plinth(&db);
+    flag.args([
+        "admin",
+        "create-superadmin",
+        "--email",
+        "a@example.com",
+        "--password",
+        "x",
+    ]);
+    let (ok, _, err) = run(flag, None);
+    assert!(!ok, "there is no --password flag");
+    assert!(err.contains("unexpected argument"), "{err}");
+
+    let (ok, out, err) = create_superadmin(&db, "a@example.com", PASSPHRASE);
+    assert!(ok, "{err}");
+    assert!(out.contains("Created super-admin a@example.com"), "{out}");
+}
+
+async fn audit_verify_reports_an_intact_chain(db: TestDatabase) {
+    assert!(create_superadmin(&db, "a@example.com", PASSPHRASE).0);
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify"]);
+    let (ok, out, err) = run(verify, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("intact: 1 records verified"), "{out}");
+}
+
+#[test]
+fn configuration_layers_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plinth.toml"),
+        "bind = \"127.0.0.1:1111\"\nlog_level = \"debug\"\nbody_limit_bytes = 4096\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PLINTH_LOG", "warn")
+        .env("PLINTH_BIND", "127.0.0.1:2222")
+        .args(["config", "--data-dir", "/srv/plinth"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("bind = 127.0.0.1:2222"), "{out}");
+    assert!(out.contains("log_level = warn"), "{out}");
+    assert!(out.contains("body_limit_bytes = 4096"), "{out}");
+    assert!(out.contains("data_dir = /srv/plinth"), "{out}");
+
+    let bad = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PLINTH_BIND", "nope")
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PLINTH_BIND"));
+}
+
+#[test]
+fn every_setting_is_documented_in_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for setting in plinth_core::config::SETTINGS {
+        assert!(
+            readme.contains(setting.env),
+            "README.md does not document {}",
+            setting.env
+        );
+    }
+}
