@@ -117,22 +117,13 @@ impl HashedFields<'_> {
         put(&mut out, Some(&self.seq.to_be_bytes()));
         put(
             &mut out,
-            self.tenant_id
-                .map(|t| t.to_string())
-                .as_deref()
-                .map(str::as_bytes),
+            self.tenant_id.map(|t| t.to_string()).as_deref().map(str::as_bytes),
         );
-        put(
-            &mut out,
-            Some(&self.occurred_at.unix_micros().to_be_bytes()),
-        );
+        put(&mut out, Some(&self.occurred_at.unix_micros().to_be_bytes()));
         put(&mut out, Some(self.actor_kind.as_bytes()));
         put(
             &mut out,
-            self.actor_id
-                .map(|a| a.to_string())
-                .as_deref()
-                .map(str::as_bytes),
+            self.actor_id.map(|a| a.to_string()).as_deref().map(str::as_bytes),
         );
         put(
             &mut out,

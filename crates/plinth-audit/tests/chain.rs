@@ -70,7 +70,8 @@ async fn a_rolled_back_change_leaves_no_record(db: TestDatabase) {
     .unwrap();
     tx.rollback().await.unwrap();
     let mut conn = store.read().await.unwrap();
-    let n: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(c).await).unwrap();
+    let n: i64 =
+        on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(c).await).unwrap();
     assert_eq!(n, 0);
     drop(conn);
     write(&store, None, 1).await;
@@ -99,8 +100,7 @@ async fn a_deleted_row_is_found(db: TestDatabase) {
     let store = open(&db).await;
     write(&store, None, 6).await;
     let mut tx = store.begin().await.unwrap();
-    exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(c).await)
-        .unwrap();
+    exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(c).await).unwrap();
     tx.commit().await.unwrap();
     let report = verify_chain(&store, None).await.unwrap();
     assert_eq!(
@@ -117,8 +117,7 @@ async fn deleting_the_newest_rows_is_found(db: TestDatabase) {
     let store = open(&db).await;
     write(&store, None, 4).await;
     let mut tx = store.begin().await.unwrap();
-    exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq >= 3").execute(c).await)
-        .unwrap();
+    exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq >= 3").execute(c).await).unwrap();
     tx.commit().await.unwrap();
     let report = verify_chain(&store, None).await.unwrap();
     assert_eq!(

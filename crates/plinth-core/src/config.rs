@@ -29,15 +29,7 @@ macro_rules! from_str_setting {
         }
     )*};
 }
-from_str_setting!(
-    u16,
-    u32,
-    u64,
-    usize,
-    SocketAddr,
-    LogFormat,
-    SqliteSynchronous
-);
+from_str_setting!(u16, u32, u64, usize, SocketAddr, LogFormat, SqliteSynchronous);
 
 impl SettingValue for bool {
     fn parse_setting(raw: &str) -> Result<Self, String> {
@@ -220,6 +212,16 @@ settings! {
     access_token_ttl_secs: u64 = "600", env "PLINTH_ACCESS_TOKEN_TTL_SECS";
     /// Sliding lifetime of refresh tokens in days.
     refresh_token_ttl_days: u64 = "30", env "PLINTH_REFRESH_TOKEN_TTL_DAYS";
+    /// Consecutive failed sign-ins that lock an account (for 1 min, doubling per further failure, at most 1 h).
+    lockout_threshold: u32 = "5", env "PLINTH_LOCKOUT_THRESHOLD";
+    /// Sign-in attempts per 15 minutes, per client address and per account.
+    rate_limit_login: u32 = "10", env "PLINTH_RATE_LIMIT_LOGIN";
+    /// Sign-ups per 15 minutes per client address.
+    rate_limit_signup: u32 = "5", env "PLINTH_RATE_LIMIT_SIGNUP";
+    /// Password-reset requests per 15 minutes, per client address and per account.
+    rate_limit_forgot_password: u32 = "5", env "PLINTH_RATE_LIMIT_FORGOT_PASSWORD";
+    /// Second-factor attempts per 15 minutes, per client address and per account.
+    rate_limit_mfa: u32 = "5", env "PLINTH_RATE_LIMIT_MFA";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,13 +291,11 @@ impl ConfigLayer {
         let mut layer = ConfigLayer::default();
         for setting in SETTINGS {
             if let Some(raw) = env(setting.env) {
-                layer
-                    .set(setting.key, &raw)
-                    .map_err(|message| ConfigError::Invalid {
-                        source_name: format!("environment variable {}", setting.env),
-                        key: setting.key,
-                        message,
-                    })?;
+                layer.set(setting.key, &raw).map_err(|message| ConfigError::Invalid {
+                    source_name: format!("environment variable {}", setting.env),
+                    key: setting.key,
+                    message,
+                })?;
             }
         }
         Ok(layer)
@@ -316,28 +316,22 @@ impl ConfigLayer {
                 other => {
                     return Err(ConfigError::File {
                         file: file_name.into(),
-                        message: format!(
-                            "`{key}` must be a string, number or boolean, not {}",
-                            other.type_str()
-                        ),
+                        message: format!("`{key}` must be a string, number or boolean, not {}", other.type_str()),
                     });
                 }
             };
-            let setting =
-                SETTINGS
-                    .iter()
-                    .find(|s| s.key == key)
-                    .ok_or_else(|| ConfigError::UnknownKey {
-                        file: file_name.into(),
-                        key: key.clone(),
-                    })?;
-            layer
-                .set(setting.key, &raw)
-                .map_err(|message| ConfigError::Invalid {
-                    source_name: file_name.into(),
-                    key: setting.key,
-                    message,
+            let setting = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .ok_or_else(|| ConfigError::UnknownKey {
+                    file: file_name.into(),
+                    key: key.clone(),
                 })?;
+            layer.set(setting.key, &raw).map_err(|message| ConfigError::Invalid {
+                source_name: file_name.into(),
+                key: setting.key,
+                message,
+            })?;
         }
         Ok(layer)
     }
@@ -355,9 +349,7 @@ impl Config {
             None => (PathBuf::from("plinth.toml"), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                ConfigLayer::from_toml(&text, &path.display().to_string())?.apply_to(&mut config)
-            }
+            Ok(text) => ConfigLayer::from_toml(&text, &path.display().to_string())?.apply_to(&mut config),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
             Err(e) => {
                 return Err(ConfigError::File {
@@ -380,10 +372,7 @@ impl Config {
         };
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(invalid(
                     "database_url",
                     "must start with sqlite:, postgres:// or postgresql://".into(),
@@ -393,10 +382,7 @@ impl Config {
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(invalid(
-                "public_url",
-                "must start with http:// or https://".into(),
-            ));
+            return Err(invalid("public_url", "must start with http:// or https://".into()));
         }
         if self.body_limit_bytes < 1024 {
             return Err(invalid("body_limit_bytes", "must be at least 1024".into()));
@@ -405,10 +391,7 @@ impl Config {
             return Err(invalid("request_timeout_secs", "must be at least 1".into()));
         }
         if self.database_max_connections == 0 {
-            return Err(invalid(
-                "database_max_connections",
-                "must be at least 1".into(),
-            ));
+            return Err(invalid("database_max_connections", "must be at least 1".into()));
         }
         Ok(())
     }
@@ -423,9 +406,7 @@ impl Config {
 
     /// Whether the server is reached over TLS (decides HSTS and `Secure` cookies).
     pub fn behind_tls(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -436,10 +417,7 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |key| map.get(key).cloned()
     }
 

@@ -55,11 +55,7 @@ impl Actor {
     }
 
     /// A caller that is not signed in (sign-up, login, setup), identified by its request.
-    pub fn anonymous(
-        ip: Option<String>,
-        user_agent: Option<String>,
-        request_id: Option<String>,
-    ) -> Self {
+    pub fn anonymous(ip: Option<String>, user_agent: Option<String>, request_id: Option<String>) -> Self {
         Self {
             kind: ActorKind::User,
             id: None,

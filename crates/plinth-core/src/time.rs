@@ -118,10 +118,7 @@ impl Type<Sqlite> for Timestamp {
 }
 
 impl<'q> Encode<'q, Sqlite> for Timestamp {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <i64 as Encode<'q, Sqlite>>::encode(self.unix_micros(), buf)
     }
 }
@@ -143,10 +140,7 @@ impl Type<Postgres> for Timestamp {
 }
 
 impl<'q> Encode<'q, Postgres> for Timestamp {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <OffsetDateTime as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
     }
 }

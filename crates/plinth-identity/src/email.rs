@@ -20,11 +20,7 @@ impl Email {
         let display = raw.trim();
         let invalid = |detail: &str| FieldErrors::single(field, "invalid_email", detail);
         if display.is_empty() {
-            return Err(FieldErrors::single(
-                field,
-                "required",
-                "an e-mail address is required",
-            ));
+            return Err(FieldErrors::single(field, "required", "an e-mail address is required"));
         }
         if display.len() > MAX_EMAIL_LEN {
             return Err(FieldErrors::single(
@@ -34,9 +30,7 @@ impl Email {
             ));
         }
         if display.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(
-                "an e-mail address cannot contain spaces or control characters",
-            ));
+            return Err(invalid("an e-mail address cannot contain spaces or control characters"));
         }
         let Some((local, domain)) = display.rsplit_once('@') else {
             return Err(invalid("an e-mail address looks like name@example.com"));

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use plinth_core::FieldErrors;
 use plinth_store::StoreError;
 
@@ -11,8 +13,26 @@ pub enum IdentityError {
     InvalidToken,
     #[error("an account with this e-mail address already exists")]
     EmailTaken,
+    /// Wrong e-mail or password, or an account that cannot sign in now; one answer for
+    /// all, so sign-in does not reveal which addresses have accounts.
+    #[error("the e-mail address or password is wrong, or the account cannot sign in at the moment")]
+    InvalidCredentials,
+    #[error("the verification code is wrong or was already used")]
+    InvalidCode,
+    #[error("authentication required: {0}")]
+    Unauthenticated(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("too many attempts; retry in {} s", .0.as_secs())]
+    RateLimited(Duration),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    #[error("cryptography: {0}")]
+    Crypto(String),
+    #[error("e-mail: {0}")]
+    Mail(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

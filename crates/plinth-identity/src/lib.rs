@@ -1,18 +1,35 @@
-//! Identity: platform-wide user accounts, their credentials, the one-time tokens of the
-//! e-mail and setup flows, and (growing) sessions, tokens and MFA.
+//! Identity: platform-wide user accounts, their credentials and sessions, access and
+//! refresh tokens, second factors, the e-mail flows, and first-run setup.
 
+mod account;
+mod auth;
+pub mod cleanup;
+pub mod crypto;
 mod email;
 mod error;
+mod flows;
+mod limits;
+pub mod mail;
+mod mfa;
 mod one_time;
 mod password;
 mod secret;
+mod service;
+mod sessions;
 mod setup;
 mod users;
 
+pub use auth::{Introspection, LoginOutcome, MfaChallenge, TokenPair};
+pub use crypto::{KeyRing, MasterKey};
 pub use email::Email;
 pub use error::{IdentityError, IdentityResult};
+pub use flows::SignUp;
+pub use limits::LimitSettings;
+pub use mfa::{MfaStatus, Proof, TotpEnrolment};
 pub use one_time::{ConsumedToken, OneTimePurpose, OneTimeTokens, TokenSubject};
 pub use password::{PasswordHasher, PasswordPolicy, Verified};
 pub use secret::{SecretToken, hash_token};
+pub use service::{Identity, IdentityConfig, Principal};
+pub use sessions::{ClientInfo, SessionView};
 pub use setup::{NewSuperAdmin, Setup, SetupToken, SetupVia};
 pub use users::{NewUser, PlatformRole, User, UserStatus, Users};

@@ -16,6 +16,8 @@ pub enum OneTimePurpose {
     VerifyEmail,
     ResetPassword,
     Invitation,
+    /// The second step of a sign-in that needs a second factor.
+    MfaChallenge,
 }
 
 impl OneTimePurpose {
@@ -25,6 +27,7 @@ impl OneTimePurpose {
             OneTimePurpose::VerifyEmail => "verify_email",
             OneTimePurpose::ResetPassword => "reset_password",
             OneTimePurpose::Invitation => "invitation",
+            OneTimePurpose::MfaChallenge => "mfa_challenge",
         }
     }
 }
@@ -73,11 +76,7 @@ impl OneTimeTokens {
 
     /// Marks the token used and returns what it was for; fails the same way whether the
     /// token is unknown, expired, used, or issued for another purpose.
-    pub async fn consume(
-        tx: &mut Tx,
-        purpose: OneTimePurpose,
-        token: &str,
-    ) -> IdentityResult<ConsumedToken> {
+    pub async fn consume(tx: &mut Tx, purpose: OneTimePurpose, token: &str) -> IdentityResult<ConsumedToken> {
         let now = Timestamp::now();
         let row: Option<ConsumedToken> = on!(tx.conn(), c => sqlx::query_as(
             "UPDATE one_time_tokens SET used_at = $1
@@ -88,11 +87,7 @@ impl OneTimeTokens {
     }
 
     /// Whether the token would be accepted now, without using it (to render a form).
-    pub async fn is_valid(
-        conn: Conn<'_>,
-        purpose: OneTimePurpose,
-        token: &str,
-    ) -> IdentityResult<bool> {
+    pub async fn is_valid(conn: Conn<'_>, purpose: OneTimePurpose, token: &str) -> IdentityResult<bool> {
         let found: i64 = on!(conn, c => sqlx::query_scalar(
             "SELECT count(*) FROM one_time_tokens
              WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3"
@@ -101,11 +96,7 @@ impl OneTimeTokens {
     }
 
     /// Retires every unused token of `purpose` (for `user`, or all when `None`).
-    pub async fn revoke_unused(
-        tx: &mut Tx,
-        purpose: OneTimePurpose,
-        user: Option<UserId>,
-    ) -> IdentityResult<u64> {
+    pub async fn revoke_unused(tx: &mut Tx, purpose: OneTimePurpose, user: Option<UserId>) -> IdentityResult<u64> {
         let now = Timestamp::now();
         let n = match user {
             Some(user) => exec!(tx.conn(), c => sqlx::query(

@@ -16,11 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::email::Email;
 use crate::error::{IdentityError, IdentityResult};
 
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../data/common-passwords.txt")
-        .lines()
-        .collect()
-});
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../data/common-passwords.txt").lines().collect());
 
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
@@ -50,11 +47,7 @@ impl PasswordPolicy {
                 format!("use at least {} characters", self.min_chars),
             );
         } else if chars > self.max_chars {
-            errors.add(
-                field,
-                "too_long",
-                format!("use at most {} characters", self.max_chars),
-            );
+            errors.add(field, "too_long", format!("use at most {} characters", self.max_chars));
         } else {
             let lowered = password.to_lowercase();
             if COMMON_PASSWORDS.contains(lowered.as_str()) {
@@ -66,11 +59,7 @@ impl PasswordPolicy {
             } else if let Some(email) = email
                 && (lowered == email.normalized() || lowered == email.local_part())
             {
-                errors.add(
-                    field,
-                    "matches_email",
-                    "the password cannot be your e-mail address",
-                );
+                errors.add(field, "matches_email", "the password cannot be your e-mail address");
             }
         }
         errors.finish()
@@ -101,8 +90,7 @@ pub enum Verified {
 impl PasswordHasher {
     /// A hasher with custom parameters (tests use cheap ones to exercise rehashing).
     pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> IdentityResult<Self> {
-        let params = Params::new(m_cost, t_cost, p_cost, None)
-            .map_err(|e| IdentityError::Hashing(e.to_string()))?;
+        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| IdentityError::Hashing(e.to_string()))?;
         Ok(Self { params })
     }
 
@@ -126,16 +114,13 @@ impl PasswordHasher {
     /// `stored` was made with other parameters than the current ones.
     pub async fn verify(&self, password: SecretString, stored: String) -> IdentityResult<Verified> {
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || {
-            hasher.verify_blocking(password.expose_secret(), &stored)
-        })
-        .await
-        .map_err(|e| IdentityError::Hashing(e.to_string()))?
+        tokio::task::spawn_blocking(move || hasher.verify_blocking(password.expose_secret(), &stored))
+            .await
+            .map_err(|e| IdentityError::Hashing(e.to_string()))?
     }
 
     fn verify_blocking(&self, password: &str, stored: &str) -> IdentityResult<Verified> {
-        let parsed =
-            PasswordHash::new(stored).map_err(|e| IdentityError::Hashing(e.to_string()))?;
+        let parsed = PasswordHash::new(stored).map_err(|e| IdentityError::Hashing(e.to_string()))?;
         let stored_params = Params::try_from(&parsed).ok();
         let outdated = parsed.algorithm.as_str() != "argon2id"
             || stored_params.is_none_or(|p| {
@@ -192,21 +177,10 @@ mod tests {
         let email = Email::parse("ada.lovelace.1815@example.com").unwrap();
         assert!(policy.check("short", None).is_err());
         assert!(policy.check(&"x".repeat(129), None).is_err());
-        assert!(
-            policy
-                .check("correct horse battery staple", Some(&email))
-                .is_ok()
-        );
-        assert!(
-            policy
-                .check("ada.lovelace.1815@example.com", Some(&email))
-                .is_err()
-        );
+        assert!(policy.check("correct horse battery staple", Some(&email)).is_ok());
+        assert!(policy.check("ada.lovelace.1815@example.com", Some(&email)).is_err());
         // On the common list and long enough to pass the length rule.
-        let common = COMMON_PASSWORDS
-            .iter()
-            .find(|p| p.chars().count() >= 12)
-            .unwrap();
+        let common = COMMON_PASSWORDS.iter().find(|p| p.chars().count() >= 12).unwrap();
         let err = policy.check(&common.to_uppercase(), None).unwrap_err();
         assert_eq!(err.iter().next().unwrap().code, "too_common");
         assert_eq!(COMMON_PASSWORDS.len(), 10_000);
@@ -218,10 +192,7 @@ mod tests {
         let hash = cheap.hash(secret("a long passphrase")).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert_eq!(
-            cheap
-                .verify(secret("a long passphrase"), hash.clone())
-                .await
-                .unwrap(),
+            cheap.verify(secret("a long passphrase"), hash.clone()).await.unwrap(),
             Verified::Match { rehash: None }
         );
         assert_eq!(
@@ -230,12 +201,8 @@ mod tests {
         );
 
         let current = PasswordHasher::with_params(2048, 1, 1).unwrap();
-        let Verified::Match {
-            rehash: Some(new_hash),
-        } = current
-            .verify(secret("a long passphrase"), hash)
-            .await
-            .unwrap()
+        let Verified::Match { rehash: Some(new_hash) } =
+            current.verify(secret("a long passphrase"), hash).await.unwrap()
         else {
             panic!("expected a rehash");
         };

@@ -17,9 +17,7 @@ impl SecretToken {
         let mut bytes = Zeroizing::new([0u8; 32]);
         getrandom::fill(bytes.as_mut())
             .map_err(|e| IdentityError::Hashing(format!("no randomness from the OS: {e}")))?;
-        Ok(SecretToken(Zeroizing::new(
-            URL_SAFE_NO_PAD.encode(bytes.as_ref()),
-        )))
+        Ok(SecretToken(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()))))
     }
 
     pub fn expose(&self) -> &str {

@@ -69,13 +69,8 @@ impl Setup {
         }
         let mut tx = self.db.begin().await?;
         OneTimeTokens::revoke_unused(&mut tx, OneTimePurpose::Setup, None).await?;
-        let (_, token) = OneTimeTokens::issue(
-            &mut tx,
-            OneTimePurpose::Setup,
-            TokenSubject::default(),
-            SETUP_TOKEN_TTL,
-        )
-        .await?;
+        let (_, token) =
+            OneTimeTokens::issue(&mut tx, OneTimePurpose::Setup, TokenSubject::default(), SETUP_TOKEN_TTL).await?;
         tx.commit().await?;
         Ok(Some(SetupToken {
             token,
@@ -106,19 +101,12 @@ impl Setup {
                 None
             }
         };
-        if let Err(password_errors) = self
-            .policy
-            .check(input.password.expose_secret(), email.as_ref())
-        {
+        if let Err(password_errors) = self.policy.check(input.password.expose_secret(), email.as_ref()) {
             for e in password_errors.iter() {
                 errors.add(&e.pointer, e.code, e.detail.clone());
             }
         }
-        let display_name = input
-            .display_name
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or_default();
+        let display_name = input.display_name.as_deref().map(str::trim).unwrap_or_default();
         if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
             errors.add("display_name", "too_long", "use at most 100 characters");
         }
@@ -171,9 +159,7 @@ impl Setup {
             &actor,
             AuditEntry::new("platform.superadmin.create")
                 .target("user", user.id)
-                .changes(
-                    serde_json::json!({"email": user.email, "role": "super-admin", "via": method}),
-                ),
+                .changes(serde_json::json!({"email": user.email, "role": "super-admin", "via": method})),
         )
         .await?;
         plinth_events::enqueue(

@@ -76,6 +76,9 @@ pub struct User {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_login_at: Option<Timestamp>,
+    /// Bumped when the user's roles change; tokens carry it as `pv`.
+    #[serde(skip)]
+    pub authz_version: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -88,6 +91,7 @@ struct UserRow {
     created_at: Timestamp,
     updated_at: Timestamp,
     last_login_at: Option<Timestamp>,
+    authz_version: i64,
 }
 
 impl From<UserRow> for User {
@@ -101,12 +105,13 @@ impl From<UserRow> for User {
             created_at: r.created_at,
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
+            authz_version: r.authz_version,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, email, email_verified_at, display_name, status, created_at, updated_at, last_login_at";
+    "id, email, email_verified_at, display_name, status, created_at, updated_at, last_login_at, authz_version";
 
 /// A user to create; the password is already hashed.
 pub struct NewUser<'a> {
@@ -145,6 +150,7 @@ impl Users {
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            authz_version: 0,
         })
     }
 
@@ -156,10 +162,7 @@ impl Users {
     }
 
     /// The user with this address and their password hash.
-    pub async fn find_by_email(
-        conn: Conn<'_>,
-        email: &Email,
-    ) -> IdentityResult<Option<(User, Option<String>)>> {
+    pub async fn find_by_email(conn: Conn<'_>, email: &Email) -> IdentityResult<Option<(User, Option<String>)>> {
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
@@ -189,16 +192,10 @@ impl Users {
         let roles: Vec<String> = on!(conn, c => sqlx::query_scalar(
             "SELECT role FROM platform_role_assignments WHERE user_id = $1 ORDER BY role"
         ).bind(user).fetch_all(c).await)?;
-        Ok(roles
-            .iter()
-            .filter_map(|r| PlatformRole::parse(r))
-            .collect())
+        Ok(roles.iter().filter_map(|r| PlatformRole::parse(r)).collect())
     }
 
-    pub async fn count_with_platform_role(
-        conn: Conn<'_>,
-        role: PlatformRole,
-    ) -> IdentityResult<i64> {
+    pub async fn count_with_platform_role(conn: Conn<'_>, role: PlatformRole) -> IdentityResult<i64> {
         Ok(on!(conn, c => sqlx::query_scalar(
             "SELECT count(*) FROM platform_role_assignments a JOIN users u ON u.id = a.user_id
              WHERE a.role = $1 AND u.status <> 'disabled'"

@@ -140,6 +140,47 @@ fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
+/// A body in JSON or, for protocols that use it (RFC 7662), a URL-encoded form.
+pub struct JsonOrForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonOrForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            axum::Form::<T>::from_request(req, state)
+                .await
+                .map(|f| JsonOrForm(f.0))
+                .map_err(|e| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        Problem::new(
+                            ProblemKind::PayloadTooLarge,
+                            "the request body exceeds the size limit",
+                        )
+                    } else {
+                        Problem::new(
+                            ProblemKind::MalformedRequest,
+                            format!("invalid form body: {}", e.body_text()),
+                        )
+                    }
+                })
+        } else {
+            ApiJson::<T>::from_request(req, state)
+                .await
+                .map(|j| JsonOrForm(j.0))
+        }
+    }
+}
+
 /// Query-string parameters.
 pub struct ApiQuery<T>(pub T);
 

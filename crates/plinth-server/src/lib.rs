@@ -1,6 +1,8 @@
 //! Plinth's HTTP server: the router, its middleware, the API handlers and the pages.
 //! Handlers are thin: they parse, call one service method, and map the result.
 
+pub mod auth;
+pub mod background;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
@@ -37,17 +39,40 @@ use crate::problem::{Problem, ProblemKind};
         license(name = "Apache-2.0"),
     ),
     components(schemas(problem::ProblemDocument, plinth_core::FieldError)),
+    modifiers(&BearerScheme),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "setup", description = "First-run creation of the super-admin"),
+        (name = "auth", description = "Sign-in, tokens, sign-up, verification and password reset"),
+        (name = "me", description = "The signed-in user's account, sessions and second factors"),
+        (name = "users", description = "Platform administration of accounts"),
     )
 )]
 struct ApiDoc;
 
+/// Declares the `bearer` security scheme that guarded operations reference.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// The application router with all middleware, and the table of its routes.
 pub fn build(state: AppState) -> (Router, RouteTable) {
     let (router, mut openapi, table) =
-        routes::register(router::Routes::new(ApiDoc::openapi())).finish();
+        routes::register(router::Routes::new(state.clone(), ApiDoc::openapi())).finish();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let json = openapi.to_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render the OpenAPI document");

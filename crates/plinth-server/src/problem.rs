@@ -49,6 +49,8 @@ problem_kinds! {
     MalformedRequest => ("malformed-request", BAD_REQUEST, "The request could not be read"),
     ValidationFailed => ("validation-failed", UNPROCESSABLE_ENTITY, "The request contains invalid values"),
     InvalidToken => ("invalid-token", BAD_REQUEST, "The link or token is invalid, expired or already used"),
+    InvalidCredentials => ("invalid-credentials", UNAUTHORIZED, "Wrong e-mail address or password"),
+    InvalidCode => ("invalid-code", BAD_REQUEST, "The verification code is wrong or was already used"),
     Unauthenticated => ("unauthenticated", UNAUTHORIZED, "Authentication is required"),
     Forbidden => ("forbidden", FORBIDDEN, "You are not allowed to do this"),
     NotFound => ("not-found", NOT_FOUND, "Not found"),
@@ -72,7 +74,15 @@ impl ProblemKind {
         ProblemKind::ALL
             .iter()
             .copied()
-            .find(|k| k.status() == status && *k != ProblemKind::InvalidToken)
+            .find(|k| {
+                k.status() == status
+                    && !matches!(
+                        k,
+                        ProblemKind::InvalidToken
+                            | ProblemKind::InvalidCredentials
+                            | ProblemKind::InvalidCode
+                    )
+            })
             .unwrap_or(if status.is_server_error() {
                 ProblemKind::Internal
             } else {
@@ -130,6 +140,24 @@ impl Problem {
 
     pub fn not_found() -> Self {
         Self::new(ProblemKind::NotFound, "no resource exists at this address")
+    }
+
+    /// 401 with the `WWW-Authenticate` challenge of RFC 6750.
+    pub fn unauthenticated(reason: &str) -> Self {
+        Self::new(ProblemKind::Unauthenticated, reason)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs().max(1);
+        let mut problem = Self::new(
+            ProblemKind::RateLimited,
+            format!("too many attempts; retry in {seconds} s"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            problem = problem.with_header(header::RETRY_AFTER, value);
+        }
+        problem
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -192,7 +220,17 @@ impl From<IdentityError> for Problem {
             IdentityError::Validation(errors) => Problem::validation(errors),
             IdentityError::InvalidToken => Problem::new(ProblemKind::InvalidToken, e.to_string()),
             IdentityError::EmailTaken => Problem::new(ProblemKind::Conflict, e.to_string()),
-            IdentityError::Hashing(_) => Problem::internal(&e),
+            IdentityError::InvalidCredentials => {
+                Problem::new(ProblemKind::InvalidCredentials, e.to_string())
+            }
+            IdentityError::InvalidCode => Problem::new(ProblemKind::InvalidCode, e.to_string()),
+            IdentityError::Unauthenticated(reason) => Problem::unauthenticated(reason),
+            IdentityError::Forbidden(reason) => Problem::new(ProblemKind::Forbidden, reason),
+            IdentityError::NotFound => Problem::not_found(),
+            IdentityError::RateLimited(retry_after) => Problem::rate_limited(retry_after),
+            IdentityError::Hashing(_) | IdentityError::Crypto(_) | IdentityError::Mail(_) => {
+                Problem::internal(&e)
+            }
             IdentityError::Store(e) => e.into(),
         }
     }

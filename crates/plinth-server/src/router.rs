@@ -3,6 +3,7 @@
 //! (OpenAPI coverage, malformed input on every body, permissions on every route).
 
 use axum::http::Method;
+use axum::middleware::from_fn_with_state;
 use axum::routing::MethodRouter;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::path::Operation;
@@ -16,6 +17,13 @@ pub enum Access {
     /// Anyone, signed in or not (health checks, sign-in, the setup flow, which its
     /// one-time token protects).
     Public,
+    /// Any signed-in user, including one who must still verify their e-mail address or
+    /// enrol a second factor: their own account, sessions and MFA enrolment.
+    Account,
+    /// A signed-in user with no pending restriction.
+    User,
+    /// A platform administrator (any platform role) with no pending restriction.
+    PlatformAdmin,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +57,7 @@ impl RouteTable {
 }
 
 pub struct Routes {
+    state: AppState,
     router: OpenApiRouter<AppState>,
     table: RouteTable,
 }
@@ -70,20 +79,55 @@ fn operations(item: &utoipa::openapi::PathItem) -> Vec<(Method, &Operation)> {
 }
 
 impl Routes {
-    pub fn new(openapi: OpenApi) -> Self {
+    pub fn new(state: AppState, openapi: OpenApi) -> Self {
         Self {
+            state,
             router: OpenApiRouter::with_openapi(openapi),
             table: RouteTable::default(),
         }
     }
 
     /// Adds documented routes (from `utoipa_axum::routes!`).
+    /// Wraps `router` in the authentication guard its access level needs.
+    fn guarded(&self, access: Access, router: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        match access {
+            Access::Public => router,
+            _ => router.route_layer(from_fn_with_state(
+                (self.state.clone(), access),
+                crate::auth::guard,
+            )),
+        }
+    }
+
     pub fn documented(
         mut self,
         kind: RouteKind,
         access: Access,
         routes: UtoipaMethodRouter<AppState>,
     ) -> Self {
+        let (schemas, mut paths, method_router) = routes;
+        if access != Access::Public {
+            // Documents the bearer requirement on each operation.
+            for item in paths.paths.values_mut() {
+                for operation in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.patch,
+                    &mut item.delete,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    operation.security =
+                        Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                            "bearer",
+                            Vec::<String>::new(),
+                        )]);
+                }
+            }
+        }
+        let routes = (schemas, paths, self.guarded(access, method_router));
         for (path, item) in routes.1.paths.iter() {
             for (method, operation) in operations(item) {
                 self.table.0.push(RouteInfo {
@@ -97,6 +141,16 @@ impl Routes {
         }
         self.router = self.router.routes(routes);
         self
+    }
+
+    /// Adds documented JSON API routes.
+    pub fn api(self, access: Access, routes: UtoipaMethodRouter<AppState>) -> Self {
+        self.documented(RouteKind::Api, access, routes)
+    }
+
+    /// Adds documented public operational routes (health, metrics, well-known).
+    pub fn operations(self, routes: UtoipaMethodRouter<AppState>) -> Self {
+        self.documented(RouteKind::Operations, Access::Public, routes)
     }
 
     /// Adds an HTML page route (not part of the API spec).
@@ -116,6 +170,7 @@ impl Routes {
                 json_body: false,
             });
         }
+        let router = self.guarded(access, router);
         self.router = self.router.route(path, router);
         self
     }

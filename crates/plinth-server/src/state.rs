@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use plinth_core::config::Config;
-use plinth_identity::{PasswordHasher, Setup};
+use plinth_identity::{Identity, Setup};
 use plinth_store::Db;
 
 use crate::metrics::Metrics;
@@ -18,17 +18,18 @@ pub struct AppInner {
     pub db: Db,
     pub metrics: Metrics,
     pub setup: Setup,
+    pub identity: Identity,
     pub started: Instant,
     pub openapi_json: OnceLock<String>,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db) -> Self {
-        let hasher = PasswordHasher::default();
+    pub fn new(config: Config, db: Db, identity: Identity) -> Self {
         Self(Arc::new(AppInner {
             metrics: Metrics::new(db.backend().as_str()),
-            setup: Setup::new(db.clone(), hasher),
+            setup: Setup::new(db.clone(), identity.hasher().clone()),
+            identity,
             config,
             db,
             started: Instant::now(),

@@ -47,8 +47,7 @@ pub async fn backup_to_file(
             sqlite_copy(&source, out, Direction::Backup, progress).await
         }
         Backend::Postgres => {
-            let url = database_url
-                .ok_or_else(|| StoreError::Backup("no PostgreSQL URL configured".into()))?;
+            let url = database_url.ok_or_else(|| StoreError::Backup("no PostgreSQL URL configured".into()))?;
             pg_dump(url, out, progress).await
         }
     }
@@ -64,10 +63,7 @@ pub async fn restore_from_file(
     progress: &mut (dyn FnMut(BackupProgress) + Send),
 ) -> StoreResult<u64> {
     if !input.is_file() {
-        return Err(StoreError::Backup(format!(
-            "{} is not a file",
-            input.display()
-        )));
+        return Err(StoreError::Backup(format!("{} is not a file", input.display())));
     }
     if !force && !is_empty(db).await? {
         return Err(StoreError::Backup(
@@ -84,8 +80,7 @@ pub async fn restore_from_file(
             sqlite_copy(input, &target, Direction::Restore, progress).await
         }
         Backend::Postgres => {
-            let url = database_url
-                .ok_or_else(|| StoreError::Backup("no PostgreSQL URL configured".into()))?;
+            let url = database_url.ok_or_else(|| StoreError::Backup("no PostgreSQL URL configured".into()))?;
             pg_restore(url, input, force, progress).await
         }
     }
@@ -111,9 +106,7 @@ async fn check_sqlite_backup(input: &Path) -> StoreResult<()> {
         .read_only(true)
         .connect()
         .await
-        .map_err(|e| {
-            StoreError::Backup(format!("{} is not a SQLite database: {e}", input.display()))
-        })?;
+        .map_err(|e| StoreError::Backup(format!("{} is not a SQLite database: {e}", input.display())))?;
     let has_ledger: Result<i64, _> = sqlx::query_scalar(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plinth_schema_migrations'",
     )
@@ -166,9 +159,7 @@ async fn sqlite_copy(
         .create_if_missing(true)
         .connect()
         .await?;
-    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(&mut src)
-        .await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut src).await?;
     let mut snapshot = src.begin().await?;
     // The first read opens the snapshot that the whole copy sees.
     sqlx::query("SELECT count(*) FROM sqlite_master")
@@ -181,8 +172,7 @@ async fn sqlite_copy(
             dst_handle.as_raw_handle().as_ptr(),
             src_handle.as_raw_handle().as_ptr(),
             |done_pages, total_pages| {
-                let to_bytes =
-                    |pages: i32| u64::try_from(i64::from(pages) * page_size).unwrap_or(0);
+                let to_bytes = |pages: i32| u64::try_from(i64::from(pages) * page_size).unwrap_or(0);
                 progress(BackupProgress {
                     done: to_bytes(done_pages),
                     total: Some(to_bytes(total_pages)),
@@ -201,10 +191,7 @@ async fn sqlite_copy(
     Ok(u64::try_from(i64::from(copied) * page_size).unwrap_or(0))
 }
 
-#[expect(
-    unsafe_code,
-    reason = "SQLite's online backup API has no safe wrapper in sqlx"
-)]
+#[expect(unsafe_code, reason = "SQLite's online backup API has no safe wrapper in sqlx")]
 mod ffi {
     use std::ffi::CStr;
 
@@ -261,10 +248,7 @@ mod ffi {
             if text.is_null() {
                 "unknown SQLite error".into()
             } else {
-                format!(
-                    "SQLite backup failed: {}",
-                    CStr::from_ptr(text).to_string_lossy()
-                )
+                format!("SQLite backup failed: {}", CStr::from_ptr(text).to_string_lossy())
             }
         }
     }
@@ -272,13 +256,11 @@ mod ffi {
 
 /// The URL without its password, and the password for `PGPASSWORD`.
 fn split_pg_url(url: &SecretString) -> StoreResult<(String, Option<String>)> {
-    let mut parsed = url::Url::parse(url.expose_secret())
-        .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-    let password = parsed.password().map(|p| {
-        percent_encoding::percent_decode_str(p)
-            .decode_utf8_lossy()
-            .into_owned()
-    });
+    let mut parsed =
+        url::Url::parse(url.expose_secret()).map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+    let password = parsed
+        .password()
+        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
     let _ = parsed.set_password(None);
     Ok((parsed.to_string(), password))
 }
@@ -311,12 +293,7 @@ async fn pg_dump(
 ) -> StoreResult<u64> {
     let (mut command, url) = pg_tool("pg_dump", url)?;
     command
-        .args([
-            "--format=custom",
-            "--no-owner",
-            "--no-privileges",
-            "--dbname",
-        ])
+        .args(["--format=custom", "--no-owner", "--no-privileges", "--dbname"])
         .arg(url)
         .stdout(Stdio::piped());
     let mut child = command.spawn().map_err(|e| spawn_error("pg_dump", e))?;
@@ -347,9 +324,7 @@ async fn pg_dump(
             total: None,
         });
     }
-    file.sync_all()
-        .await
-        .map_err(|e| StoreError::io("writing backup", e))?;
+    file.sync_all().await.map_err(|e| StoreError::io("writing backup", e))?;
     let output = child
         .wait_with_output()
         .await

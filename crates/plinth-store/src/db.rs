@@ -206,11 +206,7 @@ impl Db {
         let display = format!("sqlite://{}", path.display());
         Ok(Db {
             inner: Arc::new(Inner {
-                pools: Pools::Sqlite {
-                    writer,
-                    reader,
-                    path,
-                },
+                pools: Pools::Sqlite { writer, reader, path },
                 display,
             }),
         })
@@ -222,8 +218,8 @@ impl Db {
             .as_ref()
             .map(|u| u.expose_secret().to_owned())
             .unwrap_or_default();
-        let connect = PgConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let connect =
+            PgConnectOptions::from_str(&url).map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -294,10 +290,7 @@ impl Db {
         }
         match &self.inner.pools {
             Pools::Sqlite { writer, reader, .. } => {
-                vec![
-                    ("sqlite_writer", stats(writer)),
-                    ("sqlite_reader", stats(reader)),
-                ]
+                vec![("sqlite_writer", stats(writer)), ("sqlite_reader", stats(reader))]
             }
             Pools::Postgres { pool } => vec![("postgres", stats(pool))],
         }

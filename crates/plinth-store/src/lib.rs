@@ -19,7 +19,7 @@ pub use sqlx;
 
 /// Runs the same query expression on whichever backend `conn` is.
 ///
-/// ```ignore
+/// ```text
 /// let row = on!(conn, c => sqlx::query_as::<_, UserRow>(SQL).bind(id).fetch_optional(c).await)?;
 /// ```
 /// Inside the body `c` is `&mut SqliteConnection` or `&mut PgConnection`; the body is

@@ -40,7 +40,7 @@ macro_rules! migration {
 }
 
 /// Every migration this binary knows, in order.
-pub static MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation")];
+pub static MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation"), migration!(2, "0002_identity")];
 
 impl Migration {
     /// The SQL to run on `backend`.
@@ -172,13 +172,12 @@ impl Db {
                 continue;
             }
             let sql = migration.sql(self.backend());
-            exec!(tx.conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(c).await)
-                .map_err(|e| {
-                    StoreError::Config(format!(
-                        "migration {} ({}) failed: {e}",
-                        migration.version, migration.name
-                    ))
-                })?;
+            exec!(tx.conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(c).await).map_err(|e| {
+                StoreError::Config(format!(
+                    "migration {} ({}) failed: {e}",
+                    migration.version, migration.name
+                ))
+            })?;
             exec!(tx.conn(), c => sqlx::query(
                 "INSERT INTO plinth_schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"
             )
@@ -188,11 +187,7 @@ impl Db {
             .bind(plinth_core::Timestamp::now().unix_seconds())
             .execute(c).await)?;
             tx.commit().await?;
-            tracing::info!(
-                version = migration.version,
-                name = migration.name,
-                "migration applied"
-            );
+            tracing::info!(version = migration.version, name = migration.name, "migration applied");
             on_applied(migration);
             applied_count += 1;
         }
@@ -246,12 +241,7 @@ mod tests {
     fn rendered_sql_has_no_placeholders_left() {
         for m in MIGRATIONS {
             for backend in [Backend::Sqlite, Backend::Postgres] {
-                assert!(
-                    !m.sql(backend).contains("{{"),
-                    "{} on {:?}",
-                    m.name,
-                    backend
-                );
+                assert!(!m.sql(backend).contains("{{"), "{} on {:?}", m.name, backend);
             }
         }
     }

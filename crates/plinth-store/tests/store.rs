@@ -42,11 +42,7 @@ async fn migrations_apply_once_and_report_current(db: TestDatabase) {
 
     let applied = store.migrate(|_| {}).await.unwrap();
     assert_eq!(applied, plinth_store::MIGRATIONS.len());
-    assert_eq!(
-        store.migrate(|_| {}).await.unwrap(),
-        0,
-        "second run applies nothing"
-    );
+    assert_eq!(store.migrate(|_| {}).await.unwrap(), 0, "second run applies nothing");
     assert!(store.migration_status().await.unwrap().is_current());
     store.close().await;
 }
@@ -56,14 +52,12 @@ async fn a_newer_schema_is_refused_untouched(db: TestDatabase) {
     let mut tx = store.begin().await.unwrap();
     exec!(tx.conn(), c => sqlx::query(
         "INSERT INTO plinth_schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'future', 'x', 0)"
-    ).execute(c).await).unwrap();
+    ).execute(c).await)
+    .unwrap();
     tx.commit().await.unwrap();
 
     let err = store.migrate(|_| {}).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 9999, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 9999, .. }), "{err}");
     assert!(err.to_string().contains("newer Plinth"), "{err}");
     let err = store.migration_status().await.unwrap_err();
     assert!(matches!(err, StoreError::SchemaTooNew { .. }));
@@ -78,10 +72,7 @@ async fn a_modified_migration_is_refused(db: TestDatabase) {
     .unwrap();
     tx.commit().await.unwrap();
     let err = store.migration_status().await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::MigrationModified { version: 1, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, StoreError::MigrationModified { version: 1, .. }), "{err}");
 }
 
 async fn timestamps_and_ids_round_trip_exactly(db: TestDatabase) {
@@ -92,7 +83,8 @@ async fn timestamps_and_ids_round_trip_exactly(db: TestDatabase) {
     exec!(tx.conn(), c => sqlx::query(
         "INSERT INTO users (id, email, email_normalized, display_name, status, created_at, updated_at)
          VALUES ($1, $2, $2, $3, 'active', $4, $4)"
-    ).bind(id).bind("a@example.com").bind("A").bind(now).execute(c).await).unwrap();
+    ).bind(id).bind("a@example.com").bind("A").bind(now).execute(c).await)
+    .unwrap();
     tx.commit().await.unwrap();
 
     let mut conn = store.read().await.unwrap();
@@ -133,8 +125,7 @@ async fn unique_violations_are_recognised(db: TestDatabase) {
 
 async fn count_users(store: &Db) -> i64 {
     let mut conn = store.read().await.unwrap();
-    on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(c).await)
-        .unwrap()
+    on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(c).await).unwrap()
 }
 
 async fn seed_users(store: &Db, n: usize) {
@@ -190,11 +181,7 @@ async fn restore_refuses_a_non_empty_database_without_force(db: TestDatabase) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
-    assert_eq!(
-        count_users(&store).await,
-        5,
-        "refused restore leaves data alone"
-    );
+    assert_eq!(count_users(&store).await, 5, "refused restore leaves data alone");
 
     plinth_store::restore_from_file(&store, Some(&url), &file, true, &mut |_| {})
         .await

@@ -136,3 +136,76 @@ macro_rules! backend_tests {
         }
     )+};
 }
+
+/// An e-mail received by [`TestSmtp`].
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The raw message (headers and body) as sent over SMTP.
+    pub data: String,
+}
+
+/// A real SMTP server on a loopback port, collecting what it receives.
+pub struct TestSmtp {
+    /// `smtp://127.0.0.1:PORT`, for `PLINTH_SMTP_URL`.
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+}
+
+#[derive(Clone)]
+struct Collector {
+    current: Option<ReceivedMail>,
+    buffer: Vec<u8>,
+    sink: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+}
+
+impl mailin_embedded::Handler for Collector {
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> mailin_embedded::Response {
+        self.current = Some(ReceivedMail {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            data: String::new(),
+        });
+        self.buffer.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Some(mut mail) = self.current.take() {
+            mail.data = String::from_utf8_lossy(&self.buffer).into_owned();
+            self.sink.lock().unwrap().push(mail);
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+impl TestSmtp {
+    pub fn start() -> TestSmtp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP port");
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut server = mailin_embedded::Server::new(Collector {
+            current: None,
+            buffer: Vec::new(),
+            sink: received.clone(),
+        });
+        server
+            .with_name("test-smtp")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        TestSmtp { url, received }
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.received.lock().unwrap().clone()
+    }
+}

@@ -74,6 +74,31 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage the keys that sign access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The e-mail queue (the development outbox when no SMTP server is configured).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; the previous one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// List queued and sent e-mail, newest first, with their text.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]

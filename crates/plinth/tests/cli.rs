@@ -31,12 +31,7 @@ fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -51,13 +46,7 @@ fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
 /// `plinth admin create-superadmin --password-stdin` with `password` on standard input.
 fn create_superadmin(db: &TestDatabase, email: &str, password: &str) -> (bool, String, String) {
     let mut command = plinth(db);
-    command.args([
-        "admin",
-        "create-superadmin",
-        "--email",
-        email,
-        "--password-stdin",
-    ]);
+    command.args(["admin", "create-superadmin", "--email", email, "--password-stdin"]);
     run(command, Some(&format!("{password}\n")))
 }
 
@@ -148,10 +137,7 @@ backend_tests!(
 
 async fn serve_prints_a_setup_link_that_creates_the_first_admin(db: TestDatabase) {
     let server = Server::start(&db);
-    let link = server
-        .setup_link
-        .clone()
-        .expect("a setup link on first start");
+    let link = server.setup_link.clone().expect("a setup link on first start");
     let token = link.rsplit('=').next().unwrap().to_owned();
     let client = reqwest::Client::new();
     assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
@@ -175,10 +161,7 @@ async fn serve_prints_a_setup_link_that_creates_the_first_admin(db: TestDatabase
     assert!(server.wait().success());
 
     let again = Server::start(&db);
-    assert!(
-        again.setup_link.is_none(),
-        "no link once an administrator exists"
-    );
+    assert!(again.setup_link.is_none(), "no link once an administrator exists");
 }
 
 async fn sigterm_lets_an_in_flight_request_finish(db: TestDatabase) {
@@ -186,9 +169,7 @@ async fn sigterm_lets_an_in_flight_request_finish(db: TestDatabase) {
     let address = server.base.trim_start_matches("http://").to_owned();
     let body = br#"{"token": "x", "email": "slow@example.com", "password": "a sufficiently long passphrase"}"#;
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         stream,
         "POST /api/v1/setup HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -299,10 +280,7 @@ async fn a_database_from_a_newer_version_is_refused(db: TestDatabase) {
     serve.args(["serve", "--bind", "127.0.0.1:0"]);
     let (ok, _, err) = run(serve, None);
     assert!(!ok, "serve must refuse");
-    assert!(
-        err.contains("newer Plinth") && err.contains("9999"),
-        "{err}"
-    );
+    assert!(err.contains("newer Plinth") && err.contains("9999"), "{err}");
 }
 
 async fn create_superadmin_reads_the_password_from_stdin(db: TestDatabase) {
@@ -354,11 +332,7 @@ fn configuration_layers_file_then_environment_then_flags() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(out.contains("bind = 127.0.0.1:2222"), "{out}");
     assert!(out.contains("log_level = warn"), "{out}");
     assert!(out.contains("body_limit_bytes = 4096"), "{out}");
@@ -377,8 +351,7 @@ fn configuration_layers_file_then_environment_then_flags() {
 
 #[test]
 fn every_setting_is_documented_in_the_readme() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     for setting in plinth_core::config::SETTINGS {
         assert!(
             readme.contains(setting.env),

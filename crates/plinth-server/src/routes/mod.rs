@@ -1,49 +1,63 @@
-//! Route handlers, one module per resource.
+//! Route handlers, one module per resource, and the table that registers them. Each
+//! route names its access level here, next to its path.
 
 pub mod assets;
+pub mod auth;
 pub mod health;
+pub mod me;
 pub mod openapi;
 pub mod setup;
+pub mod users;
 
 use axum::http::Method;
 use axum::routing::get;
 use utoipa_axum::routes;
 
-use crate::router::{Access, RouteKind, Routes};
+use crate::router::{Access, Routes};
 
 pub fn register(routes: Routes) -> Routes {
+    use Access::{Account, PlatformAdmin, Public, User};
     routes
-        .documented(
-            RouteKind::Operations,
-            Access::Public,
-            routes!(health::healthz),
-        )
-        .documented(
-            RouteKind::Operations,
-            Access::Public,
-            routes!(health::readyz),
-        )
-        .documented(
-            RouteKind::Operations,
-            Access::Public,
-            routes!(health::metrics),
-        )
-        .documented(RouteKind::Api, Access::Public, routes!(openapi::spec))
-        .documented(
-            RouteKind::Api,
-            Access::Public,
-            routes!(setup::api::create_super_admin),
-        )
+        // Operations
+        .operations(routes!(health::healthz))
+        .operations(routes!(health::readyz))
+        .operations(routes!(health::metrics))
+        .operations(routes!(auth::well_known::jwks))
+        .operations(routes!(auth::well_known::openid_configuration))
+        .api(Public, routes!(openapi::spec))
+        // First run
+        .api(Public, routes!(setup::api::create_super_admin))
         .page(
-            Access::Public,
+            Public,
             "/setup",
             &[Method::GET, Method::POST],
             get(setup::page::form).post(setup::page::submit),
         )
-        .page(
-            Access::Public,
-            "/assets/{file}",
-            &[Method::GET],
-            get(assets::serve),
-        )
+        .page(Public, "/assets/{file}", &[Method::GET], get(assets::serve))
+        // Sign-in and tokens
+        .api(Public, routes!(auth::credentials::login))
+        .api(Public, routes!(auth::credentials::mfa))
+        .api(Public, routes!(auth::credentials::refresh))
+        .api(Account, routes!(auth::credentials::logout))
+        .api(Account, routes!(auth::credentials::logout_all))
+        .api(User, routes!(auth::credentials::introspect))
+        // Self-service flows
+        .api(Public, routes!(auth::flows::signup))
+        .api(Public, routes!(auth::flows::verify_email))
+        .api(Account, routes!(auth::flows::resend_verification))
+        .api(Public, routes!(auth::flows::forgot_password))
+        .api(Public, routes!(auth::flows::reset_password))
+        // The caller's account
+        .api(Account, routes!(me::get, me::update))
+        .api(Account, routes!(me::change_password))
+        .api(Account, routes!(me::sessions))
+        .api(Account, routes!(me::revoke_session))
+        .api(Account, routes!(me::mfa_status))
+        .api(Account, routes!(me::begin_totp))
+        .api(Account, routes!(me::confirm_totp))
+        .api(Account, routes!(me::disable_totp))
+        .api(Account, routes!(me::regenerate_recovery_codes))
+        // Platform administration
+        .api(PlatformAdmin, routes!(users::revoke_sessions))
+        .api(PlatformAdmin, routes!(users::unlock))
 }

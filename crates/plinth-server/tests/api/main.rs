@@ -4,9 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
+mod flows;
 mod health;
 mod malformed_input;
+mod mfa;
 mod middleware;
 mod openapi;
 mod setup;
 mod support;
+mod tokens;

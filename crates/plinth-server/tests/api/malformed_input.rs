@@ -1,6 +1,7 @@
 //! Every route that takes a JSON body, found by walking the route table, answers bad
 //! bodies with a 4xx problem document: never a 500, never axum's plain-text rejection.
 
+use plinth_identity::PlatformRole;
 use plinth_server::RouteInfo;
 use plinth_testkit::{TestDatabase, backend_tests};
 use reqwest::header::CONTENT_TYPE;
@@ -8,6 +9,8 @@ use reqwest::header::CONTENT_TYPE;
 use crate::support::{TestApp, assert_problem};
 
 backend_tests!(every_json_route_rejects_bad_bodies_with_problems);
+
+const PASSWORD: &str = "a sufficiently long passphrase";
 
 /// The route's path with every `{param}` filled with a fresh id.
 fn concrete_path(route: &RouteInfo) -> String {
@@ -29,8 +32,22 @@ async fn every_json_route_rejects_bad_bodies_with_problems(db: TestDatabase) {
     let limit = 4096;
     let app = TestApp::on(db)
         .with("body_limit_bytes", limit)
+        .with("require_admin_mfa", false)
         .spawn()
         .await;
+    // A verified platform administrator passes every guard, so each body reaches its
+    // extractor.
+    app.create_user(
+        "sweeper@example.com",
+        PASSWORD,
+        true,
+        &[PlatformRole::SuperAdmin],
+    )
+    .await;
+    let token = app.login("sweeper@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let json_routes: Vec<&RouteInfo> = app.routes.iter().filter(|r| r.json_body).collect();
     assert!(!json_routes.is_empty(), "no route takes a JSON body");
     for route in json_routes {
@@ -38,12 +55,13 @@ async fn every_json_route_rejects_bad_bodies_with_problems(db: TestDatabase) {
         let send = |body: Vec<u8>, content_type: &'static str| {
             app.client
                 .request(route.method.clone(), &url)
+                .bearer_auth(&token)
                 .header(CONTENT_TYPE, content_type)
                 .body(body)
                 .send()
         };
 
-        let malformed = send(b"{\"email\": ".to_vec(), "application/json")
+        let malformed = send(b"{\"unterminated".to_vec(), "application/json")
             .await
             .unwrap();
         assert_problem(malformed, 400, "malformed-request").await;
@@ -78,6 +96,7 @@ async fn every_json_route_rejects_bad_bodies_with_problems(db: TestDatabase) {
         let no_type = app
             .client
             .request(route.method.clone(), &url)
+            .bearer_auth(&token)
             .body("{}")
             .send()
             .await

@@ -2,11 +2,16 @@
 
 use std::time::Duration;
 
+use plinth_core::UserId;
 use plinth_core::config::{Config, ConfigLayer, ConfigSources};
+use plinth_identity::mail::QueuedEmail;
+use plinth_identity::{Email, NewUser, PlatformRole, Users};
+use plinth_identity::{Identity, IdentityConfig, MasterKey};
 use plinth_server::{AppState, RouteTable};
 use plinth_store::{Db, DbOptions};
 use plinth_testkit::TestDatabase;
 use reqwest::header::CONTENT_TYPE;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -55,6 +60,118 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(self.client.get(self.url(path)), Some(token))
+            .await
+    }
+
+    pub async fn post_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(self.client.post(self.url(path)).json(body), Some(token))
+            .await
+    }
+
+    /// Creates an active account directly (as an administrator would), optionally
+    /// verified and with platform roles.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        verified: bool,
+        roles: &[PlatformRole],
+    ) -> UserId {
+        let hash = self
+            .state
+            .identity
+            .hasher()
+            .hash(SecretString::from(password.to_owned()))
+            .await
+            .unwrap();
+        let email = Email::parse(email).unwrap();
+        let mut tx = self.db.begin().await.unwrap();
+        let user = Users::insert(
+            &mut tx,
+            NewUser {
+                email: &email,
+                display_name: "Test User",
+                password_hash: Some(&hash),
+                email_verified: verified,
+            },
+        )
+        .await
+        .unwrap();
+        for role in roles {
+            Users::grant_platform_role(&mut tx, user.id, *role, None)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        user.id
+    }
+
+    /// Signs in and returns the token response (panics on MFA or failure).
+    pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["access_token"].is_string(), "{body}");
+        body
+    }
+
+    /// E-mails queued for `to`, newest first.
+    pub async fn emails_to(&self, to: &str) -> Vec<QueuedEmail> {
+        let mut conn = self.db.read().await.unwrap();
+        plinth_identity::mail::list_outbox(conn.conn(), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.to_address.eq_ignore_ascii_case(to))
+            .collect()
+    }
+
+    /// Waits (briefly) for an e-mail of `template` to `to`; returns the token in its link.
+    pub async fn wait_for_link_token(&self, to: &str, template: &str) -> String {
+        for _ in 0..100 {
+            if let Some(email) = self
+                .emails_to(to)
+                .await
+                .into_iter()
+                .find(|e| e.template == template)
+            {
+                let start =
+                    email.text_body.find("token=").expect("a link with a token") + "token=".len();
+                return email.text_body[start..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {template} e-mail to {to}");
+    }
+
     /// A setup token, as `serve` would print it.
     pub async fn setup_token(&self) -> String {
         self.state
@@ -93,6 +210,15 @@ impl TestAppBuilder {
             .unwrap();
         flags.set("database_url", &self.database.url).unwrap();
         flags.set("log_level", "warn").unwrap();
+        // Every test shares 127.0.0.1; tests of the limits set their own.
+        for key in [
+            "rate_limit_login",
+            "rate_limit_signup",
+            "rate_limit_forgot_password",
+            "rate_limit_mfa",
+        ] {
+            flags.set(key, "1000").unwrap();
+        }
         for (key, value) in &self.settings {
             assert!(flags.set(key, value).unwrap(), "unknown setting {key}");
         }
@@ -116,7 +242,15 @@ impl TestAppBuilder {
         db.migrate(|_| {}).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(config, db.clone());
+        let master = MasterKey::load(None, &config.data_dir).unwrap();
+        let identity = Identity::new(
+            db.clone(),
+            IdentityConfig::from_config(&config, base.clone()),
+            master,
+        )
+        .await
+        .unwrap();
+        let state = AppState::new(config, db.clone(), identity);
         let (router, routes) = plinth_server::build(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server_state = state.clone();

@@ -19,10 +19,8 @@ pub async fn create_superadmin(
             .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
         SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned())
     } else {
-        let first = rpassword::prompt_password("Password: ")
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        let second = rpassword::prompt_password("Repeat it: ")
-            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let first = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+        let second = rpassword::prompt_password("Repeat it: ").map_err(|e| format!("cannot read the password: {e}"))?;
         if first != second {
             return Err("the two passwords differ".into());
         }

@@ -2,9 +2,7 @@ use plinth_core::config::Config;
 
 pub async fn verify(config: &Config) -> Result<(), String> {
     let db = super::open(config).await?;
-    let report = plinth_audit::verify_chain(&db, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = plinth_audit::verify_chain(&db, None).await.map_err(|e| e.to_string())?;
     db.close().await;
     match &report.first_break {
         None => {

@@ -24,11 +24,9 @@ fn update(bar: &ProgressBar, progress: BackupProgress) {
 pub async fn backup(config: &Config, out: &Path) -> Result<(), String> {
     let db = super::open(config).await?;
     let bar = progress_bar();
-    let written = plinth_store::backup_to_file(&db, config.database_url.as_ref(), out, &mut |p| {
-        update(&bar, p)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let written = plinth_store::backup_to_file(&db, config.database_url.as_ref(), out, &mut |p| update(&bar, p))
+        .await
+        .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     println!("Backup written to {} ({written} bytes).", out.display());
     db.close().await;
@@ -39,11 +37,9 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<(), St
     let db = super::open(config).await?;
     let bar = progress_bar();
     let read =
-        plinth_store::restore_from_file(&db, config.database_url.as_ref(), file, force, &mut |p| {
-            update(&bar, p)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        plinth_store::restore_from_file(&db, config.database_url.as_ref(), file, force, &mut |p| update(&bar, p))
+            .await
+            .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     let status = db.migration_status().await.map_err(|e| e.to_string())?;
     println!(

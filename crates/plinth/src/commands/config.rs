@@ -7,18 +7,8 @@ pub fn show(config: &Config, list: bool) {
             "setting", "environment variable", "default"
         );
         for s in SETTINGS {
-            let default = if s.default.is_empty() {
-                "(not set)"
-            } else {
-                s.default
-            };
-            println!(
-                "{:<28} {:<34} {:<28} {}",
-                s.key,
-                s.env,
-                default,
-                s.doc.trim()
-            );
+            let default = if s.default.is_empty() { "(not set)" } else { s.default };
+            println!("{:<28} {:<34} {:<28} {}", s.key, s.env, default, s.doc.trim());
         }
         return;
     }

@@ -20,8 +20,7 @@ pub async fn run(config: &Config, dry_run: bool) -> Result<(), String> {
     }
     let bar = ProgressBar::new(status.pending.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let applied = db
         .migrate(|m| {

@@ -2,13 +2,17 @@ mod admin;
 mod audit;
 mod backup;
 mod config;
+mod keys;
 mod migrate;
+mod outbox;
 mod serve;
 
 use plinth_core::config::{Config, ConfigSources};
 use plinth_store::{Db, DbOptions};
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command};
+use plinth_identity::{Identity, IdentityConfig, MasterKey};
+
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, KeysCommand, OutboxCommand};
 
 pub async fn run(cli: Cli) -> Result<(), String> {
     let started = std::time::Instant::now();
@@ -44,6 +48,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit::verify(&config).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => keys::rotate(&config).await,
+        Command::Outbox {
+            command: OutboxCommand::List { limit },
+        } => outbox::list(&config, limit).await,
     }
 }
 
@@ -60,4 +70,12 @@ pub async fn open_migrated(config: &Config) -> Result<Db, String> {
     let db = open(config).await?;
     db.migrate(|_| {}).await.map_err(|e| e.to_string())?;
     Ok(db)
+}
+
+/// The identity service over `db`, with the master key from the configuration.
+pub async fn identity(config: &Config, db: &Db, base_url: String) -> Result<Identity, String> {
+    let master = MasterKey::load(config.master_key.as_ref(), &config.data_dir).map_err(|e| e.to_string())?;
+    Identity::new(db.clone(), IdentityConfig::from_config(config, base_url), master)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -12,12 +12,14 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
     let address = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let base_url = config.public_url.clone().map_or_else(
-        || format!("http://{address}"),
-        |u| u.trim_end_matches('/').to_owned(),
-    );
-    let state = AppState::new(config, db.clone());
+    let base_url = config
+        .public_url
+        .clone()
+        .map_or_else(|| format!("http://{address}"), |u| u.trim_end_matches('/').to_owned());
+    let identity = super::identity(&config, &db, base_url.clone()).await?;
+    let state = AppState::new(config, db.clone(), identity);
     let (router, _) = plinth_server::build(state.clone());
+    plinth_server::background::spawn(&state)?;
 
     tracing::info!(
         address = %address,
@@ -25,10 +27,7 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
         "ready"
     );
-    say(&format!(
-        "Plinth listening on {base_url} ({})",
-        db.display_url()
-    ));
+    say(&format!("Plinth listening on {base_url} ({})", db.display_url()));
     match state.setup.issue_token().await {
         Ok(Some(setup)) => {
             // Printed, never logged: the link is a credential.

@@ -1,0 +1,66 @@
+//! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
+//! spent credentials, and pruning rate-limiter memory.
+
+use std::time::Duration;
+
+use plinth_core::Timestamp;
+use plinth_identity::mail::Sender;
+use secrecy::ExposeSecret;
+
+use crate::state::AppState;
+
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+const CLEANUP_FIRST_RUN: Duration = Duration::from_secs(60);
+const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// Starts the background tasks. They stop when the server starts shutting down.
+pub fn spawn(state: &AppState) -> Result<(), String> {
+    if let Some(url) = &state.config.smtp_url {
+        let sender = Sender::new(
+            state.db.clone(),
+            url.expose_secret(),
+            &state.config.smtp_from,
+        )
+        .map_err(|e| e.to_string())?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            while !state.is_shutting_down() {
+                if let Err(e) = sender.deliver_due().await {
+                    tracing::error!(error = %e, "e-mail delivery");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    } else {
+        tracing::info!(
+            "no SMTP server configured: e-mail stays in the development outbox (plinth outbox list)"
+        );
+    }
+
+    let cleanup_state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(CLEANUP_FIRST_RUN).await;
+        while !cleanup_state.is_shutting_down() {
+            match plinth_identity::cleanup::cleanup(&cleanup_state.db, Timestamp::now()).await {
+                Ok(report) => tracing::info!(
+                    sessions = report.sessions,
+                    refresh_tokens = report.refresh_tokens,
+                    one_time_tokens = report.one_time_tokens,
+                    emails = report.emails,
+                    "clean-up of spent credentials"
+                ),
+                Err(e) => tracing::error!(error = %e, "clean-up of spent credentials"),
+            }
+            tokio::time::sleep(CLEANUP_INTERVAL).await;
+        }
+    });
+
+    let prune_state = state.clone();
+    tokio::spawn(async move {
+        while !prune_state.is_shutting_down() {
+            tokio::time::sleep(PRUNE_INTERVAL).await;
+            prune_state.identity.limits().prune();
+        }
+    });
+    Ok(())
+}
