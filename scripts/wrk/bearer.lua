@@ -1,0 +1,1 @@
+wrk.headers["authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
