@@ -559,3 +559,42 @@ impl Identity {
         self.inner.keys.jwks()
     }
 }
+
+impl Identity {
+    /// Binds the caller's session to `tenant` (already authorised by tenancy) and returns
+    /// an access token carrying it; refreshed tokens keep it.
+    pub async fn select_tenant(
+        &self,
+        principal: &Principal,
+        tenant: plinth_core::TenantId,
+        client: &ClientInfo,
+    ) -> IdentityResult<(String, i64)> {
+        let mut tx = self.inner.db.begin().await?;
+        let updated = exec!(tx.conn(), c => sqlx::query(
+            "UPDATE sessions SET tenant_id = $1, last_seen_at = $2 WHERE id = $3 AND revoked_at IS NULL"
+        ).bind(tenant).bind(Timestamp::now()).bind(principal.session).execute(c).await)?;
+        if updated == 0 {
+            return Err(IdentityError::Unauthenticated("the session has ended"));
+        }
+        let user = Users::find(tx.conn(), principal.user)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        plinth_audit::append(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            AuditEntry::new("auth.tenant.select")
+                .tenant(tenant)
+                .target("session", principal.session),
+        )
+        .await?;
+        tx.commit().await?;
+        let token = self.access_token(
+            &user,
+            principal.session,
+            principal.amr.clone(),
+            Some(tenant),
+            principal.portal.clone(),
+        )?;
+        Ok((token, self.inner.config.access_token_ttl.whole_seconds()))
+    }
+}

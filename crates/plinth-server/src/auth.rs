@@ -1,12 +1,14 @@
 //! Authentication at the edge: the guard every non-public route runs, and the
 //! extractors handlers use to get the caller.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::RequestExt;
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use plinth_identity::{ClientInfo, Principal};
+use plinth_tenancy::TenantContext;
 
 use crate::extract::RequestContext;
 use crate::problem::{Problem, ProblemKind};
@@ -30,13 +32,49 @@ pub async fn guard(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authorize(&state, access, request.headers()).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
+    let principal = match authorize(&state, access, request.headers()).await {
+        Ok(principal) => principal,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Access::Tenant(permission) = access {
+        match tenant_context(&state, &principal, permission, &mut request).await {
+            Ok(context) => {
+                request.extensions_mut().insert(context);
+            }
+            Err(problem) => return problem.into_response(),
         }
-        Err(problem) => problem.into_response(),
     }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Resolves the `{tenant}` of the path and authorises the caller inside it.
+async fn tenant_context(
+    state: &AppState,
+    principal: &Principal,
+    permission: &'static str,
+    request: &mut Request,
+) -> Result<TenantContext, Problem> {
+    let params = request
+        .extract_parts::<RawPathParams>()
+        .await
+        .map_err(|_| Problem::new(ProblemKind::MalformedRequest, "invalid path parameters"))?;
+    let tenant = params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| Problem::internal(&"a tenant route without a {tenant} parameter"))?;
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
+    let actor = context.actor().with_user(principal.user);
+    let mfa_used = principal.amr.iter().any(|m| m == "mfa");
+    Ok(state
+        .tenancy
+        .authorize(principal.user, actor, &tenant, permission, mfa_used)
+        .await?)
 }
 
 async fn authorize(
@@ -50,7 +88,7 @@ async fn authorize(
     let restriction = principal.restriction(state.config.require_admin_mfa);
     match access {
         Access::Public | Access::Account => {}
-        Access::User => {
+        Access::User | Access::Tenant(_) => {
             if let Some(reason) = restriction {
                 return Err(Problem::new(ProblemKind::Forbidden, reason));
             }
@@ -83,6 +121,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .map(Caller)
             .ok_or_else(|| Problem::unauthenticated("authentication required"))
+    }
+}
+
+/// The caller's authorisation inside the tenant of the path.
+pub struct InTenant(pub TenantContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for InTenant {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        parts
+            .extensions
+            .get::<TenantContext>()
+            .cloned()
+            .map(InTenant)
+            .ok_or_else(|| Problem::internal(&"a tenant handler on a route without tenant access"))
     }
 }
 

@@ -46,6 +46,9 @@ use crate::problem::{Problem, ProblemKind};
         (name = "auth", description = "Sign-in, tokens, sign-up, verification and password reset"),
         (name = "me", description = "The signed-in user's account, sessions and second factors"),
         (name = "users", description = "Platform administration of accounts"),
+        (name = "tenants", description = "Tenants: creation, switching, settings and branding"),
+        (name = "members", description = "Members of a tenant and their roles"),
+        (name = "workspaces", description = "Workspaces inside a tenant"),
     )
 )]
 struct ApiDoc;

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use plinth_core::FieldErrors;
 use plinth_identity::IdentityError;
 use plinth_store::StoreError;
+use plinth_tenancy::TenancyError;
 use serde::Serialize;
 
 use crate::middleware::request_id::current_request_id;
@@ -53,6 +54,8 @@ problem_kinds! {
     InvalidCode => ("invalid-code", BAD_REQUEST, "The verification code is wrong or was already used"),
     Unauthenticated => ("unauthenticated", UNAUTHORIZED, "Authentication is required"),
     Forbidden => ("forbidden", FORBIDDEN, "You are not allowed to do this"),
+    TenantSuspended => ("tenant-suspended", FORBIDDEN, "The tenant is suspended"),
+    TenantExpired => ("tenant-expired", FORBIDDEN, "The tenant's trial has expired"),
     NotFound => ("not-found", NOT_FOUND, "Not found"),
     MethodNotAllowed => ("method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
     Conflict => ("conflict", CONFLICT, "The request conflicts with the current state"),
@@ -232,6 +235,27 @@ impl From<IdentityError> for Problem {
                 Problem::internal(&e)
             }
             IdentityError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TenancyError> for Problem {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::Validation(errors) => Problem::validation(errors),
+            TenancyError::NotFound => Problem::not_found(),
+            TenancyError::Forbidden(reason) => Problem::new(ProblemKind::Forbidden, reason),
+            TenancyError::Suspended => Problem::new(
+                ProblemKind::TenantSuspended,
+                "the tenant is suspended; its administrators have been told why",
+            ),
+            TenancyError::Expired => Problem::new(
+                ProblemKind::TenantExpired,
+                "the tenant's trial has expired; an owner can choose a plan to continue",
+            ),
+            TenancyError::Conflict(reason) => Problem::new(ProblemKind::Conflict, reason),
+            TenancyError::Identity(e) => e.into(),
+            TenancyError::Store(e) => e.into(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum Access {
     User,
     /// A platform administrator (any platform role) with no pending restriction.
     PlatformAdmin,
+    /// An active member of the tenant named by the `{tenant}` path parameter whose roles
+    /// grant this permission.
+    Tenant(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use std::time::Instant;
 use plinth_core::config::Config;
 use plinth_identity::{Identity, Setup};
 use plinth_store::Db;
+use plinth_tenancy::Tenancy;
 
 use crate::metrics::Metrics;
 
@@ -19,6 +20,7 @@ pub struct AppInner {
     pub metrics: Metrics,
     pub setup: Setup,
     pub identity: Identity,
+    pub tenancy: Tenancy,
     pub started: Instant,
     pub openapi_json: OnceLock<String>,
     shutting_down: AtomicBool,
@@ -30,6 +32,7 @@ impl AppState {
             metrics: Metrics::new(db.backend().as_str()),
             setup: Setup::new(db.clone(), identity.hasher().clone()),
             identity,
+            tenancy: Tenancy::new(db.clone()),
             config,
             db,
             started: Instant::now(),

@@ -40,7 +40,11 @@ macro_rules! migration {
 }
 
 /// Every migration this binary knows, in order.
-pub static MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation"), migration!(2, "0002_identity")];
+pub static MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_foundation"),
+    migration!(2, "0002_identity"),
+    migration!(3, "0003_tenancy"),
+];
 
 impl Migration {
     /// The SQL to run on `backend`.

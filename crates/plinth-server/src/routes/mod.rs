@@ -5,9 +5,12 @@ pub mod assets;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod members;
 pub mod openapi;
 pub mod setup;
+pub mod tenants;
 pub mod users;
+pub mod workspaces;
 
 use axum::http::Method;
 use axum::routing::get;
@@ -16,7 +19,7 @@ use utoipa_axum::routes;
 use crate::router::{Access, Routes};
 
 pub fn register(routes: Routes) -> Routes {
-    use Access::{Account, PlatformAdmin, Public, User};
+    use Access::{Account, PlatformAdmin, Public, Tenant, User};
     routes
         // Operations
         .operations(routes!(health::healthz))
@@ -60,4 +63,19 @@ pub fn register(routes: Routes) -> Routes {
         // Platform administration
         .api(PlatformAdmin, routes!(users::revoke_sessions))
         .api(PlatformAdmin, routes!(users::unlock))
+        .api(PlatformAdmin, routes!(tenants::list))
+        // Tenants
+        .api(User, routes!(tenants::create))
+        .api(Account, routes!(tenants::mine))
+        .api(User, routes!(tenants::select))
+        .api(Tenant("tenant:read"), routes!(tenants::get))
+        .api(Tenant("tenant:update"), routes!(tenants::update))
+        .api(Tenant("members:read"), routes!(members::list))
+        .api(Tenant("members:update"), routes!(members::update))
+        .api(Tenant("members:remove"), routes!(members::remove))
+        .api(Tenant("workspaces:read"), routes!(workspaces::list))
+        .api(Tenant("workspaces:create"), routes!(workspaces::create))
+        .api(Tenant("workspaces:read"), routes!(workspaces::get))
+        .api(Tenant("workspaces:update"), routes!(workspaces::update))
+        .api(Tenant("workspaces:delete"), routes!(workspaces::delete))
 }

@@ -11,6 +11,8 @@ mod malformed_input;
 mod mfa;
 mod middleware;
 mod openapi;
+mod routes;
 mod setup;
 mod support;
+mod tenants;
 mod tokens;

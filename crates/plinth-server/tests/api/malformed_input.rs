@@ -12,17 +12,19 @@ backend_tests!(every_json_route_rejects_bad_bodies_with_problems);
 
 const PASSWORD: &str = "a sufficiently long passphrase";
 
-/// The route's path with every `{param}` filled with a fresh id.
-fn concrete_path(route: &RouteInfo) -> String {
+/// The route's path with its parameters filled: the sweeper's own tenant, user and the
+/// default workspace, so every guard lets the request through to its body; other ids
+/// are fresh.
+fn concrete_path(route: &RouteInfo, user: &str) -> String {
     route
         .path
         .split('/')
-        .map(|segment| {
-            if segment.starts_with('{') {
-                uuid::Uuid::now_v7().to_string()
-            } else {
-                segment.to_owned()
-            }
+        .map(|segment| match segment {
+            "{tenant}" => "sweep".to_owned(),
+            "{user}" => user.to_owned(),
+            "{workspace}" => "general".to_owned(),
+            s if s.starts_with('{') => uuid::Uuid::now_v7().to_string(),
+            s => s.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("/")
@@ -37,21 +39,23 @@ async fn every_json_route_rejects_bad_bodies_with_problems(db: TestDatabase) {
         .await;
     // A verified platform administrator passes every guard, so each body reaches its
     // extractor.
-    app.create_user(
-        "sweeper@example.com",
-        PASSWORD,
-        true,
-        &[PlatformRole::SuperAdmin],
-    )
-    .await;
+    let sweeper = app
+        .create_user(
+            "sweeper@example.com",
+            PASSWORD,
+            true,
+            &[PlatformRole::SuperAdmin],
+        )
+        .await;
     let token = app.login("sweeper@example.com", PASSWORD).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
+    app.create_tenant(&token, "sweep").await;
     let json_routes: Vec<&RouteInfo> = app.routes.iter().filter(|r| r.json_body).collect();
     assert!(!json_routes.is_empty(), "no route takes a JSON body");
     for route in json_routes {
-        let url = app.url(&concrete_path(route));
+        let url = app.url(&concrete_path(route, &sweeper.to_string()));
         let send = |body: Vec<u8>, content_type: &'static str| {
             app.client
                 .request(route.method.clone(), &url)

@@ -125,6 +125,46 @@ impl TestApp {
         user.id
     }
 
+    /// Adds `user` to `tenant` with `roles` directly (as an accepted invitation would).
+    pub async fn add_member(&self, tenant: &str, user: UserId, roles: &str) {
+        let tenant: uuid::Uuid = tenant.parse().unwrap();
+        let now = plinth_core::Timestamp::now();
+        let mut tx = self.db.begin().await.unwrap();
+        plinth_store::exec!(tx.conn(), c => sqlx::query(
+            "INSERT INTO memberships (tenant_id, user_id, roles, status, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)"
+        ).bind(tenant).bind(user).bind(roles).bind(now).execute(c).await).unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Creates a tenant owned by `owner_token`'s user (self-service must be on, or the
+    /// caller a platform administrator); returns its JSON.
+    pub async fn create_tenant(&self, owner_token: &str, slug: &str) -> serde_json::Value {
+        let response = self
+            .post_as(
+                "/api/v1/tenants",
+                owner_token,
+                &serde_json::json!({"slug": slug, "name": slug}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create tenant {slug}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn patch_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(self.client.patch(self.url(path)).json(body), Some(token))
+            .await
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(self.client.delete(self.url(path)), Some(token))
+            .await
+    }
+
     /// Signs in and returns the token response (panics on MFA or failure).
     pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
         let response = self

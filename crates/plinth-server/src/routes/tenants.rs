@@ -1,0 +1,203 @@
+//! Tenants: creation, the lists a user and a platform administrator see, switching, and
+//! reading and changing one tenant.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use plinth_core::{Page, PageRequest, UserId};
+use plinth_tenancy::{Isolation, MyTenant, NewTenant, Tenant, TenantStatus, TenantUpdate};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, InTenant};
+use crate::extract::{ApiJson, ApiQuery, RequestContext};
+use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// DNS-safe: 3–63 lower-case letters, digits and hyphens.
+    slug: String,
+    name: String,
+    /// Platform administrators may create a tenant for someone else; others own theirs.
+    owner_user_id: Option<UserId>,
+    /// `pool` (default) or `silo`.
+    isolation: Option<Isolation>,
+    /// Start as a trial of this many days; otherwise the tenant is active at once.
+    trial_days: Option<i64>,
+}
+
+/// Creates a tenant with its owner and default workspace. Platform administrators may
+/// always; other users only where self-service sign-up is enabled.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses(
+        (status = 201, body = Tenant),
+        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or taken slug, invalid name", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<Tenant>), Problem> {
+    let owner = match body.owner_user_id {
+        Some(owner) if owner != me.user => {
+            if !me.platform_admin {
+                return Err(Problem::new(
+                    ProblemKind::Forbidden,
+                    "only platform administrators create tenants for others",
+                ));
+            }
+            owner
+        }
+        _ => {
+            if !me.platform_admin && !state.config.signup_enabled {
+                return Err(Problem::new(
+                    ProblemKind::Forbidden,
+                    "self-service tenant creation is disabled on this platform",
+                ));
+            }
+            me.user
+        }
+    };
+    let actor = context.actor().with_user(me.user);
+    let tenant = state
+        .tenancy
+        .create_tenant(
+            &actor,
+            NewTenant {
+                slug: body.slug,
+                name: body.name,
+                owner,
+                isolation: body.isolation.unwrap_or(Isolation::Pool),
+                trial_days: body.trial_days,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TenantListQuery {
+    status: Option<TenantStatus>,
+    /// Part of the name or slug.
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantPage {
+    items: Vec<Tenant>,
+    next_cursor: Option<String>,
+}
+
+/// Every tenant, newest first (platform administrators).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(TenantListQuery),
+    responses((status = 200, body = TenantPage)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TenantListQuery>,
+) -> Result<Json<TenantPage>, Problem> {
+    let page = PageRequest::new(
+        query.limit,
+        query.cursor.as_deref().map(decode_cursor).transpose()?,
+    );
+    let Page { items, next_cursor } = state
+        .tenancy
+        .all_tenants(query.status, query.q.as_deref(), &page)
+        .await?;
+    Ok(Json(TenantPage { items, next_cursor }))
+}
+
+pub(crate) fn decode_cursor(token: &str) -> Result<String, Problem> {
+    plinth_core::Cursor::decode(token).ok_or_else(|| {
+        Problem::validation(plinth_core::FieldErrors::single(
+            "cursor",
+            "invalid_value",
+            "not a cursor from this list",
+        ))
+    })
+}
+
+/// The tenants the caller belongs to.
+#[utoipa::path(get, path = "/api/v1/me/tenants", tag = "tenants", responses((status = 200, body = Vec<MyTenant>)))]
+pub async fn mine(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<Vec<MyTenant>>, Problem> {
+    Ok(Json(state.tenancy.my_tenants(me.user).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectTenant {
+    /// Tenant id or slug.
+    tenant: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantToken {
+    /// An access token carrying the selected tenant; refreshes keep it.
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    tenant: MyTenant,
+}
+
+/// Selects the tenant of the caller's session, in one request.
+#[utoipa::path(post, path = "/api/v1/me/tenant", tag = "tenants", request_body = SelectTenant,
+    responses(
+        (status = 200, body = TenantToken),
+        (status = 403, description = "The tenant is suspended or expired", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn select(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<SelectTenant>,
+) -> Result<Json<TenantToken>, Problem> {
+    let tenant = state.tenancy.selectable(me.user, &body.tenant).await?;
+    let (access_token, expires_in) = state
+        .identity
+        .select_tenant(&me, tenant.id, &context.client())
+        .await?;
+    Ok(Json(TenantToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        tenant,
+    }))
+}
+
+/// The tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 200, body = Tenant),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(state.tenancy.tenant(&ctx.scope).await?))
+}
+
+/// Changes the tenant's name, settings or branding.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}", tag = "tenants", request_body = TenantUpdate,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 200, body = Tenant),
+        (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiJson(body): ApiJson<TenantUpdate>,
+) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(state.tenancy.update_tenant(&ctx, body).await?))
+}

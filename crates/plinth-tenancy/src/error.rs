@@ -1,0 +1,38 @@
+use plinth_core::FieldErrors;
+use plinth_identity::IdentityError;
+use plinth_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error("invalid input: {0}")]
+    Validation(FieldErrors),
+    /// Unknown, or not visible to the caller: the two are not told apart.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("the tenant is suspended")]
+    Suspended,
+    #[error("the tenant's trial has expired")]
+    Expired,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for TenancyError {
+    fn from(e: sqlx::Error) -> Self {
+        TenancyError::Store(StoreError::Database(e))
+    }
+}
+
+impl From<FieldErrors> for TenancyError {
+    fn from(e: FieldErrors) -> Self {
+        TenancyError::Validation(e)
+    }
+}
+
+pub type TenancyResult<T> = Result<T, TenancyError>;

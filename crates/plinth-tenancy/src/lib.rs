@@ -1,0 +1,21 @@
+//! Tenancy: tenants (the organisations using the platform), their members, workspaces
+//! and invitations, the tenant lifecycle, and the authorisation step that turns a
+//! signed-in user and a tenant reference into a [`TenantScope`].
+
+mod authorize;
+mod error;
+mod members;
+mod model;
+mod service;
+mod slug;
+mod workspaces;
+
+pub use authorize::TenantContext;
+pub use error::{TenancyError, TenancyResult};
+pub use members::{MemberFilter, MemberSort, MemberView};
+pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantStatus, TenantUpdate};
+pub use service::{MyTenant, Tenancy};
+pub use slug::Slug;
+pub use workspaces::Workspace;
+
+pub use plinth_core::TenantScope;
