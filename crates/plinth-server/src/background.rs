@@ -1,5 +1,5 @@
 //! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
-//! spent credentials, and pruning rate-limiter memory.
+//! spent credentials, expiring trials, and pruning rate-limiter memory.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::state::AppState;
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 const CLEANUP_FIRST_RUN: Duration = Duration::from_secs(60);
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+const TRIAL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the background tasks. They stop when the server starts shutting down.
 pub fn spawn(state: &AppState) -> Result<(), String> {
@@ -52,6 +53,18 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
                 Err(e) => tracing::error!(error = %e, "clean-up of spent credentials"),
             }
             tokio::time::sleep(CLEANUP_INTERVAL).await;
+        }
+    });
+
+    let trial_state = state.clone();
+    tokio::spawn(async move {
+        while !trial_state.is_shutting_down() {
+            match trial_state.tenancy.expire_trials(Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tenants = n, "trials expired"),
+                Err(e) => tracing::error!(error = %e, "expiring trials"),
+            }
+            tokio::time::sleep(TRIAL_CHECK_INTERVAL).await;
         }
     });
 

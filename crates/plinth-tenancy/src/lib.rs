@@ -4,6 +4,8 @@
 
 mod authorize;
 mod error;
+mod invitations;
+mod lifecycle;
 mod members;
 mod model;
 mod service;
@@ -12,6 +14,7 @@ mod workspaces;
 
 pub use authorize::TenantContext;
 pub use error::{TenancyError, TenancyResult};
+pub use invitations::{INVITATION_TTL, Invitation, Inviter};
 pub use members::{MemberFilter, MemberSort, MemberView};
 pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantStatus, TenantUpdate};
 pub use service::{MyTenant, Tenancy};

@@ -4,9 +4,11 @@
 pub mod assets;
 pub mod auth;
 pub mod health;
+pub mod invitations;
 pub mod me;
 pub mod members;
 pub mod openapi;
+pub mod platform;
 pub mod setup;
 pub mod tenants;
 pub mod users;
@@ -64,6 +66,8 @@ pub fn register(routes: Routes) -> Routes {
         .api(PlatformAdmin, routes!(users::revoke_sessions))
         .api(PlatformAdmin, routes!(users::unlock))
         .api(PlatformAdmin, routes!(tenants::list))
+        .api(PlatformAdmin, routes!(platform::suspend))
+        .api(PlatformAdmin, routes!(platform::reactivate))
         // Tenants
         .api(User, routes!(tenants::create))
         .api(Account, routes!(tenants::mine))
@@ -78,4 +82,12 @@ pub fn register(routes: Routes) -> Routes {
         .api(Tenant("workspaces:read"), routes!(workspaces::get))
         .api(Tenant("workspaces:update"), routes!(workspaces::update))
         .api(Tenant("workspaces:delete"), routes!(workspaces::delete))
+        .api(
+            Tenant("members:invite"),
+            routes!(invitations::create, invitations::list),
+        )
+        .api(Tenant("members:invite"), routes!(invitations::revoke))
+        .api(Tenant("members:invite"), routes!(invitations::resend))
+        .api(Account, routes!(invitations::accept))
+        .api(Public, routes!(invitations::accept_new))
 }

@@ -1,0 +1,80 @@
+//! Platform administration of tenants: suspension and reactivation.
+
+use axum::Json;
+use axum::extract::State;
+use plinth_core::TenantId;
+use plinth_identity::PlatformRole;
+use plinth_tenancy::Tenant;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Why; recorded in the audit trail.
+    reason: String,
+}
+
+async fn require_operator(
+    state: &AppState,
+    me: &plinth_identity::Principal,
+) -> Result<(), Problem> {
+    let (_, roles) = state.identity.me(me).await?;
+    if roles.iter().any(|r| {
+        matches!(
+            r,
+            PlatformRole::SuperAdmin | PlatformRole::OpsAdmin | PlatformRole::BillingAdmin
+        )
+    }) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ProblemKind::Forbidden,
+            "this needs a super-admin, ops-admin or billing-admin",
+        ))
+    }
+}
+
+/// Suspends a tenant: its routes answer `tenant-suspended` until reactivated.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/suspend", tag = "tenants", request_body = Reason,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, body = Tenant),
+        (status = 409, description = "Not in a state that can be suspended", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiPath(id): ApiPath<TenantId>,
+    ApiJson(body): ApiJson<Reason>,
+) -> Result<Json<Tenant>, Problem> {
+    require_operator(&state, &me).await?;
+    let actor = context.actor().with_user(me.user);
+    Ok(Json(state.tenancy.suspend(&actor, id, &body.reason).await?))
+}
+
+/// Reactivates a suspended or expired tenant.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/reactivate", tag = "tenants", request_body = Reason,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, body = Tenant),
+        (status = 409, description = "Not suspended or expired", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiPath(id): ApiPath<TenantId>,
+    ApiJson(body): ApiJson<Reason>,
+) -> Result<Json<Tenant>, Problem> {
+    require_operator(&state, &me).await?;
+    let actor = context.actor().with_user(me.user);
+    Ok(Json(
+        state.tenancy.reactivate(&actor, id, &body.reason).await?,
+    ))
+}
