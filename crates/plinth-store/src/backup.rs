@@ -293,7 +293,13 @@ async fn pg_dump(
 ) -> StoreResult<u64> {
     let (mut command, url) = pg_tool("pg_dump", url)?;
     command
-        .args(["--format=custom", "--no-owner", "--no-privileges", "--dbname"])
+        .args([
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            "--enable-row-security",
+            "--dbname",
+        ])
         .arg(url)
         .stdout(Stdio::piped());
     let mut child = command.spawn().map_err(|e| spawn_error("pg_dump", e))?;

@@ -145,6 +145,22 @@ impl Tx {
     }
 }
 
+/// A connection for reads in a tenant's scope: on PostgreSQL a read transaction with
+/// row-level security bound to the tenant, on SQLite a plain pooled connection.
+pub enum ScopedRead {
+    Pooled(Pooled),
+    Tx(Tx),
+}
+
+impl ScopedRead {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            ScopedRead::Pooled(p) => p.conn(),
+            ScopedRead::Tx(t) => t.conn(),
+        }
+    }
+}
+
 impl Pooled {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
@@ -265,6 +281,29 @@ impl Db {
         })
     }
 
+    /// A write transaction in `tenant`'s scope. On PostgreSQL, row-level security then
+    /// hides every other tenant's rows for its whole duration (a second wall behind the
+    /// tenant filter of each query).
+    pub async fn begin_scoped(&self, tenant: plinth_core::TenantId) -> StoreResult<Tx> {
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            bind_tenant(t, tenant).await?;
+        }
+        Ok(tx)
+    }
+
+    /// A connection for reads in `tenant`'s scope (see [`Db::begin_scoped`]).
+    pub async fn read_scoped(&self, tenant: plinth_core::TenantId) -> StoreResult<ScopedRead> {
+        Ok(match &self.inner.pools {
+            Pools::Sqlite { reader, .. } => ScopedRead::Pooled(Pooled::Sqlite(reader.acquire().await?)),
+            Pools::Postgres { pool } => {
+                let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
+                bind_tenant(&mut tx, tenant).await?;
+                ScopedRead::Tx(Tx::Postgres(tx))
+            }
+        })
+    }
+
     /// A connection for reads (query-only on SQLite).
     pub async fn read(&self) -> StoreResult<Pooled> {
         Ok(match &self.inner.pools {
@@ -310,6 +349,14 @@ impl Db {
             Pools::Postgres { pool } => pool.close().await,
         }
     }
+}
+
+async fn bind_tenant(tx: &mut Transaction<'static, Postgres>, tenant: plinth_core::TenantId) -> StoreResult<()> {
+    sqlx::query("SELECT set_config('plinth.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn sqlite_path_from_url(url: &str) -> StoreResult<PathBuf> {

@@ -12,7 +12,7 @@ mod error;
 mod migrate;
 
 pub use backup::{BackupProgress, backup_to_file, restore_from_file};
-pub use db::{Backend, Conn, Db, DbOptions, PoolStats, Pooled, Tx};
+pub use db::{Backend, Conn, Db, DbOptions, PoolStats, Pooled, ScopedRead, Tx};
 pub use error::{StoreError, StoreResult};
 pub use migrate::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlx;

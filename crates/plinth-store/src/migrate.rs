@@ -43,7 +43,7 @@ macro_rules! migration {
 pub static MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_identity"),
-    migration!(3, "0003_tenancy"),
+    migration!(3, "0003_tenancy", postgres = "0003_tenancy"),
 ];
 
 impl Migration {

@@ -140,9 +140,31 @@ async fn seed_users(store: &Db, n: usize) {
     tx.commit().await.unwrap();
 }
 
+async fn seed_tenant(store: &Db) {
+    let tenant = uuid::Uuid::now_v7();
+    let now = Timestamp::now();
+    let mut tx = store.begin().await.unwrap();
+    exec!(tx.conn(), c => sqlx::query(
+        "INSERT INTO tenants (id, slug, name, status, isolation, settings, branding, onboarding, created_at, updated_at)
+         VALUES ($1, 'backed-up', 'Backed up', 'active', 'pool', '{}', '{}', '[]', $2, $2)"
+    ).bind(tenant).bind(now).execute(c).await)
+    .unwrap();
+    exec!(tx.conn(), c => sqlx::query(
+        "INSERT INTO workspaces (id, tenant_id, slug, name, is_default, created_at, updated_at) VALUES ($1, $2, 'general', 'General', true, $3, $3)"
+    ).bind(uuid::Uuid::now_v7()).bind(tenant).bind(now).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn count_workspaces(store: &Db) -> i64 {
+    let mut conn = store.read().await.unwrap();
+    on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(c).await).unwrap()
+}
+
 async fn backup_and_restore_round_trip(db: TestDatabase) {
     let store = open_migrated(&db).await;
     seed_users(&store, 500).await;
+    // Rows of tables under row-level security on PostgreSQL, too.
+    seed_tenant(&store).await;
     let file = db.scratch().join("backup.plinth");
     let url = SecretString::from(db.url.clone());
     let mut steps = 0;
@@ -164,6 +186,7 @@ async fn backup_and_restore_round_trip(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(count_users(&fresh).await, 500);
+    assert_eq!(count_workspaces(&fresh).await, 1);
     assert!(fresh.migration_status().await.unwrap().is_current());
 }
 

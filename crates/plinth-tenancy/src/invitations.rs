@@ -94,7 +94,7 @@ impl Tenancy {
                 "this tenant only admits addresses of its allowed domains",
             )));
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let already_member: i64 = on!(tx.conn(), c => sqlx::query_scalar(
             "SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND u.email_normalized = $2"
         ).bind(scope.tenant()).bind(email.normalized()).fetch_one(c).await)?;
@@ -175,7 +175,7 @@ impl Tenancy {
     }
 
     async fn invitation(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<Invitation> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let found: Option<Invitation> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND id = $2"
         ))).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;
@@ -184,14 +184,14 @@ impl Tenancy {
 
     /// Pending invitations, newest first.
     pub async fn invitations(&self, scope: &TenantScope) -> TenancyResult<Vec<Invitation>> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
         Ok(on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 500"
         ))).bind(scope.tenant()).fetch_all(c).await)?)
     }
 
     pub async fn revoke_invitation(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<()> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let token: Option<Option<uuid::Uuid>> = on!(tx.conn(), c => sqlx::query_scalar(
             "UPDATE invitations SET status = 'revoked' WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING token_id"
         ).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;
@@ -220,7 +220,7 @@ impl Tenancy {
         inviter: &Inviter<'_>,
     ) -> TenancyResult<Invitation> {
         let tenant = self.tenant(scope).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let row: Option<(String, Option<uuid::Uuid>)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT email, token_id FROM invitations WHERE tenant_id = $1 AND id = $2 AND status = 'pending'"
         ).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;

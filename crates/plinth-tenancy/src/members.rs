@@ -90,7 +90,7 @@ impl Tenancy {
              ORDER BY {order} LIMIT $8"
         );
         let limit = i64::from(page.limit) + 1;
-        let mut conn = self.db.read().await?;
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let after_flag = after.as_ref().map(|_| 1i64);
         let after_id = after.as_ref().map(|(_, id)| *id);
         let mut rows: Vec<MemberView> = if joined_sort {
@@ -156,7 +156,7 @@ impl Tenancy {
             errors.add("status", "invalid_value", "active or suspended");
         }
         errors.finish()?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let current: Option<(String, String)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT roles, status FROM memberships WHERE tenant_id = $1 AND user_id = $2"
         ).bind(scope.tenant()).bind(member).fetch_optional(c).await)?;
@@ -209,7 +209,7 @@ impl Tenancy {
 
     pub async fn remove_member(&self, ctx: &TenantContext, member: UserId) -> TenancyResult<()> {
         let scope = &ctx.scope;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let current: Option<(String, String)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT roles, status FROM memberships WHERE tenant_id = $1 AND user_id = $2"
         ).bind(scope.tenant()).bind(member).fetch_optional(c).await)?;

@@ -181,7 +181,7 @@ impl Tenancy {
             .map_or(before.name.clone(), |n| n.trim().to_owned());
         let settings = update.settings.clone().unwrap_or_else(|| before.settings.clone());
         let branding = update.branding.clone().unwrap_or_else(|| before.branding.clone());
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE tenants SET name = $1, settings = $2, branding = $3, updated_at = $4 WHERE id = $5"
         ).bind(&name).bind(serde_json::to_string(&settings).unwrap_or_default())

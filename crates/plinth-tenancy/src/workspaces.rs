@@ -66,7 +66,7 @@ pub(crate) async fn insert_workspace(
 
 impl Tenancy {
     pub async fn list_workspaces(&self, scope: &TenantScope) -> TenancyResult<Vec<Workspace>> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
         Ok(on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 ORDER BY is_default DESC, name, id LIMIT 1000"
         ))).bind(scope.tenant()).fetch_all(c).await)?)
@@ -74,7 +74,7 @@ impl Tenancy {
 
     /// A workspace by id or slug, within the scope's tenant only.
     pub async fn get_workspace(&self, scope: &TenantScope, reference: &str) -> TenancyResult<Workspace> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let found: Option<Workspace> = match reference.parse::<uuid::Uuid>() {
             Ok(id) => on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 AND id = $2"
@@ -100,7 +100,7 @@ impl Tenancy {
         let Some(slug) = slug else {
             return Err(TenancyError::NotFound);
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let workspace = insert_workspace(&mut tx, scope, &slug, name, false).await?;
         if let Some(user) = scope.actor().user_id() {
             exec!(tx.conn(), c => sqlx::query(
@@ -136,7 +136,7 @@ impl Tenancy {
         check_name(name, &mut errors);
         errors.finish()?;
         let before = self.get_workspace(scope, reference).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         exec!(tx.conn(), c => sqlx::query("UPDATE workspaces SET name = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(name.trim()).bind(Timestamp::now()).bind(scope.tenant()).bind(before.id).execute(c).await)?;
         plinth_audit::append(
@@ -157,7 +157,7 @@ impl Tenancy {
         if workspace.is_default {
             return Err(TenancyError::Conflict("the default workspace cannot be deleted"));
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         exec!(tx.conn(), c => sqlx::query("DELETE FROM workspaces WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant()).bind(workspace.id).execute(c).await)?;
         plinth_audit::append(

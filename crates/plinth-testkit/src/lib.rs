@@ -64,13 +64,22 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
+        // Plinth runs as an ordinary role, as in production: superusers bypass
+        // row-level security, so tests that connected as one would prove nothing.
+        for statement in [
+            format!("CREATE ROLE {name} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
+            format!("CREATE DATABASE {name} OWNER {name}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
+        }
         let _ = admin.close().await;
         let mut url = url::Url::parse(&admin_url).expect("valid PostgreSQL URL");
         url.set_path(&name);
+        let _ = url.set_username(&name);
+        let _ = url.set_password(None);
         let dir = tempfile::tempdir().expect("temporary directory");
         Some(TestDatabase {
             backend: TestBackend::Postgres,
@@ -99,12 +108,12 @@ impl Drop for TestDatabase {
                 .expect("runtime");
             runtime.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect(&pg.admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        pg.name
-                    )))
-                    .execute(&mut admin)
-                    .await;
+                    for statement in [
+                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name),
+                        format!("DROP ROLE IF EXISTS {}", pg.name),
+                    ] {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
+                    }
                     let _ = admin.close().await;
                 }
             });

@@ -7,6 +7,7 @@
 mod auth;
 mod flows;
 mod health;
+mod isolation;
 mod lifecycle;
 mod malformed_input;
 mod mfa;

@@ -1,0 +1,248 @@
+//! Tenant isolation: the cross-tenant sweep over every tenant route, and PostgreSQL's
+//! row-level security as the second wall.
+
+use plinth_server::Access;
+use plinth_store::{Backend, exec, on};
+use plinth_testkit::{TestDatabase, backend_tests};
+use serde_json::json;
+
+use crate::auth::PASSWORD;
+use crate::support::TestApp;
+
+backend_tests!(
+    row_level_security_hides_other_tenants_inside_a_scoped_transaction,
+    a_member_of_another_tenant_can_reach_nothing_of_tenant_a,
+);
+
+struct World {
+    a_id: String,
+    a_workspace: String,
+    a_invitation: String,
+    alice: plinth_core::UserId,
+    bob_token: String,
+}
+
+async fn world(app: &TestApp) -> World {
+    let alice = app.create_user("alice@a.test", PASSWORD, true, &[]).await;
+    app.create_user("bob@b.test", PASSWORD, true, &[]).await;
+    let alice_token = app.login("alice@a.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_token = app.login("bob@b.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = app.create_tenant(&alice_token, "tenant-a").await;
+    app.create_tenant(&bob_token, "tenant-b").await;
+    let workspace: serde_json::Value = app
+        .post_as(
+            "/api/v1/tenants/tenant-a/workspaces",
+            &alice_token,
+            &json!({"slug": "secret", "name": "Secret"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invitation: serde_json::Value = app
+        .post_as(
+            "/api/v1/tenants/tenant-a/invitations",
+            &alice_token,
+            &json!({"email": "carol@a.test", "role": "member"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    World {
+        a_id: a["id"].as_str().unwrap().to_owned(),
+        a_workspace: workspace["id"].as_str().unwrap().to_owned(),
+        a_invitation: invitation["id"].as_str().unwrap().to_owned(),
+        alice,
+        bob_token,
+    }
+}
+
+/// Everything of tenant A, to prove an attack changed nothing.
+async fn snapshot(app: &TestApp, tenant: &str) -> String {
+    let tenant: uuid::Uuid = tenant.parse().unwrap();
+    let mut conn = app.db.read().await.unwrap();
+    let t: (String, String, String, String) = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT name, status, settings, branding FROM tenants WHERE id = $1"
+    ).bind(tenant).fetch_one(c).await)
+    .unwrap();
+    let m: Vec<(uuid::Uuid, String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT user_id, roles, status FROM memberships WHERE tenant_id = $1 ORDER BY user_id"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    let w: Vec<(String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT slug, name FROM workspaces WHERE tenant_id = $1 ORDER BY slug"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    let i: Vec<(String, String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT email, role, status FROM invitations WHERE tenant_id = $1 ORDER BY email"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}")
+}
+
+/// A body each route accepts, so the attack reaches the route's lookup rather than
+/// failing on its input. A new tenant route with a body must be added here.
+fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
+    let p = route.path.as_str();
+    match (route.method.as_str(), p) {
+        ("PATCH", "/api/v1/tenants/{tenant}") => json!({"name": "pwned"}),
+        ("PATCH", "/api/v1/tenants/{tenant}/members/{user}") => json!({"roles": ["viewer"]}),
+        ("POST", "/api/v1/tenants/{tenant}/workspaces") => {
+            json!({"slug": "pwned", "name": "Pwned"})
+        }
+        ("PATCH", "/api/v1/tenants/{tenant}/workspaces/{workspace}") => json!({"name": "pwned"}),
+        ("POST", "/api/v1/tenants/{tenant}/invitations") => {
+            json!({"email": "mallory@b.test", "role": "viewer"})
+        }
+        (method, path) => panic!("the cross-tenant sweep needs a valid body for {method} {path}"),
+    }
+}
+
+async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let w = world(&app).await;
+    if app.db.backend() != Backend::Postgres {
+        eprintln!(
+            "row-level security is PostgreSQL's; on SQLite every query's tenant filter is the wall"
+        );
+        app.stop().await;
+        return;
+    }
+    let mut conn = app.db.read().await.unwrap();
+    let superuser: bool = on!(conn.conn(), c => sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(c).await).unwrap();
+    assert!(
+        !superuser,
+        "the server must not connect as a superuser, which bypasses RLS"
+    );
+    drop(conn);
+
+    let b: plinth_core::TenantId = app
+        .state
+        .tenancy
+        .my_tenants(
+            app.state
+                .identity
+                .authenticate(&w.bob_token)
+                .await
+                .unwrap()
+                .user,
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    let a: uuid::Uuid = w.a_id.parse().unwrap();
+    let mut read = app.db.read_scoped(b).await.unwrap();
+    let visible: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(c).await).unwrap();
+    assert_eq!(
+        visible, 1,
+        "only tenant B's default workspace, though A has two"
+    );
+    let leaked: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces WHERE tenant_id = $1")
+        .bind(a).fetch_one(c).await).unwrap();
+    assert_eq!(
+        leaked, 0,
+        "a query naming tenant A finds nothing inside B's scope"
+    );
+    let members: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM memberships").fetch_one(c).await).unwrap();
+    assert_eq!(members, 1);
+    drop(read);
+
+    let mut tx = app.db.begin_scoped(b).await.unwrap();
+    let changed = exec!(tx.conn(), c => sqlx::query("UPDATE workspaces SET name = 'pwned' WHERE tenant_id = $1")
+        .bind(a).execute(c).await).unwrap();
+    assert_eq!(changed, 0);
+    let insert = exec!(tx.conn(), c => sqlx::query(
+        "INSERT INTO workspaces (id, tenant_id, slug, name, is_default, created_at, updated_at) VALUES ($1, $2, 'planted', 'P', false, now(), now())"
+    ).bind(uuid::Uuid::now_v7()).bind(a).execute(c).await);
+    assert!(
+        insert.is_err(),
+        "writing a row of tenant A from B's scope is refused"
+    );
+    drop(tx);
+
+    // Unscoped (platform) work sees everything.
+    let mut conn = app.db.read().await.unwrap();
+    let all: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(c).await).unwrap();
+    assert_eq!(all, 3);
+    drop(conn);
+    app.stop().await;
+}
+
+async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let w = world(&app).await;
+    let before = snapshot(&app, &w.a_id).await;
+    let mut checked = 0;
+    for route in app
+        .routes
+        .iter()
+        .filter(|r| matches!(r.access, Access::Tenant(_)))
+    {
+        // Tenant A named directly (by slug and by id), then A's objects through B's own scope.
+        for tenant in ["tenant-a", w.a_id.as_str(), "tenant-b"] {
+            let mut path = route.path.clone();
+            for (param, value) in [
+                ("{tenant}", tenant.to_owned()),
+                ("{workspace}", w.a_workspace.clone()),
+                ("{user}", w.alice.to_string()),
+                ("{id}", w.a_invitation.clone()),
+            ] {
+                path = path.replace(param, &value);
+            }
+            assert!(
+                !path.contains('{'),
+                "the sweep does not know a parameter of {}",
+                route.path
+            );
+            // In B's own scope only routes naming one of A's objects are attacks.
+            let names_object = ["{workspace}", "{user}", "{id}"]
+                .iter()
+                .any(|p| route.path.contains(p));
+            if tenant == "tenant-b" && !names_object {
+                continue;
+            }
+            let request = app
+                .client
+                .request(route.method.clone(), app.url(&path))
+                .bearer_auth(&w.bob_token);
+            let request = if route.json_body {
+                request.json(&valid_body(route))
+            } else {
+                request
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            assert!(
+                status == 403 || status == 404,
+                "{} {path} answered {status} to a member of another tenant",
+                route.method
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "the sweep covered {checked} requests");
+    let search: serde_json::Value = app
+        .get_as("/api/v1/tenants/tenant-b/members?q=alice", &w.bob_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        search["items"].as_array().unwrap().is_empty(),
+        "list filters do not reach into tenant A"
+    );
+    assert_eq!(
+        snapshot(&app, &w.a_id).await,
+        before,
+        "tenant A's data is unchanged"
+    );
+    app.stop().await;
+}
