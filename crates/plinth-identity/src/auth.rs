@@ -567,12 +567,13 @@ impl Identity {
         &self,
         principal: &Principal,
         tenant: plinth_core::TenantId,
+        portal: Option<String>,
         client: &ClientInfo,
     ) -> IdentityResult<(String, i64)> {
         let mut tx = self.inner.db.begin().await?;
         let updated = exec!(tx.conn(), c => sqlx::query(
-            "UPDATE sessions SET tenant_id = $1, last_seen_at = $2 WHERE id = $3 AND revoked_at IS NULL"
-        ).bind(tenant).bind(Timestamp::now()).bind(principal.session).execute(c).await)?;
+            "UPDATE sessions SET tenant_id = $1, portal = $2, last_seen_at = $3 WHERE id = $4 AND revoked_at IS NULL"
+        ).bind(tenant).bind(&portal).bind(Timestamp::now()).bind(principal.session).execute(c).await)?;
         if updated == 0 {
             return Err(IdentityError::Unauthenticated("the session has ended"));
         }
@@ -584,17 +585,12 @@ impl Identity {
             &actor_of(client, Some(principal.user)),
             AuditEntry::new("auth.tenant.select")
                 .tenant(tenant)
-                .target("session", principal.session),
+                .target("session", principal.session)
+                .changes(serde_json::json!({"portal": portal})),
         )
         .await?;
         tx.commit().await?;
-        let token = self.access_token(
-            &user,
-            principal.session,
-            principal.amr.clone(),
-            Some(tenant),
-            principal.portal.clone(),
-        )?;
+        let token = self.access_token(&user, principal.session, principal.amr.clone(), Some(tenant), portal)?;
         Ok((token, self.inner.config.access_token_ttl.whole_seconds()))
     }
 }

@@ -49,6 +49,8 @@ use crate::problem::{Problem, ProblemKind};
         (name = "tenants", description = "Tenants: creation, switching, settings and branding"),
         (name = "members", description = "Members of a tenant and their roles"),
         (name = "workspaces", description = "Workspaces inside a tenant"),
+        (name = "portals", description = "Portals: named entry points of a tenant"),
+        (name = "flags", description = "Feature flags per platform, tenant and portal"),
     )
 )]
 struct ApiDoc;

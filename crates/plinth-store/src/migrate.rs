@@ -44,6 +44,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_identity"),
     migration!(3, "0003_tenancy", postgres = "0003_tenancy"),
+    migration!(4, "0004_portals_flags", postgres = "0004_portals_flags"),
 ];
 
 impl Migration {

@@ -4,19 +4,23 @@
 
 mod authorize;
 mod error;
+mod flags;
 mod invitations;
 mod lifecycle;
 mod members;
 mod model;
+mod portals;
 mod service;
 mod slug;
 mod workspaces;
 
 pub use authorize::TenantContext;
 pub use error::{TenancyError, TenancyResult};
+pub use flags::{Flag, FlagInput, FlagLevel};
 pub use invitations::{INVITATION_TTL, Invitation, Inviter};
 pub use members::{MemberFilter, MemberSort, MemberView};
 pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantStatus, TenantUpdate};
+pub use portals::{NavItem, Portal, PortalInput, PublicPortal, SignInOptions};
 pub use service::{MyTenant, Tenancy};
 pub use slug::Slug;
 pub use workspaces::Workspace;

@@ -3,12 +3,14 @@
 
 pub mod assets;
 pub mod auth;
+pub mod flags;
 pub mod health;
 pub mod invitations;
 pub mod me;
 pub mod members;
 pub mod openapi;
 pub mod platform;
+pub mod portals;
 pub mod setup;
 pub mod tenants;
 pub mod users;
@@ -90,4 +92,27 @@ pub fn register(routes: Routes) -> Routes {
         .api(Tenant("members:invite"), routes!(invitations::resend))
         .api(Account, routes!(invitations::accept))
         .api(Public, routes!(invitations::accept_new))
+        // Portals and feature flags
+        .api(Public, routes!(portals::public))
+        .api(User, routes!(portals::enter))
+        .api(Tenant("tenant:read"), routes!(portals::list))
+        .api(Tenant("tenant:update"), routes!(portals::create))
+        .api(Tenant("tenant:read"), routes!(portals::get))
+        .api(Tenant("tenant:update"), routes!(portals::update))
+        .api(Tenant("tenant:update"), routes!(portals::delete))
+        .api(Account, routes!(flags::mine))
+        .api(Tenant("tenant:read"), routes!(flags::resolved))
+        .api(
+            Tenant("tenant:update"),
+            routes!(flags::set_tenant, flags::delete_tenant),
+        )
+        .api(
+            Tenant("tenant:update"),
+            routes!(flags::set_portal, flags::delete_portal),
+        )
+        .api(PlatformAdmin, routes!(flags::platform_list))
+        .api(
+            PlatformAdmin,
+            routes!(flags::platform_set, flags::platform_delete),
+        )
 }

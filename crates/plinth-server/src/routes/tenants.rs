@@ -163,7 +163,7 @@ pub async fn select(
     let tenant = state.tenancy.selectable(me.user, &body.tenant).await?;
     let (access_token, expires_in) = state
         .identity
-        .select_tenant(&me, tenant.id, &context.client())
+        .select_tenant(&me, tenant.id, None, &context.client())
         .await?;
     Ok(Json(TenantToken {
         access_token,

@@ -18,6 +18,7 @@ struct World {
     a_id: String,
     a_workspace: String,
     a_invitation: String,
+    a_portal: String,
     alice: plinth_core::UserId,
     bob_token: String,
 }
@@ -55,7 +56,25 @@ async fn world(app: &TestApp) -> World {
         .json()
         .await
         .unwrap();
+    let portal: serde_json::Value = app
+        .post_as(
+            "/api/v1/tenants/tenant-a/portals",
+            &alice_token,
+            &json!({"slug": "a-portal", "name": "A portal"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.send(
+        app.client
+            .put(app.url("/api/v1/tenants/tenant-a/flags/beta"))
+            .json(&json!({"value": true})),
+        Some(&alice_token),
+    )
+    .await;
     World {
+        a_portal: portal["id"].as_str().unwrap().to_owned(),
         a_id: a["id"].as_str().unwrap().to_owned(),
         a_workspace: workspace["id"].as_str().unwrap().to_owned(),
         a_invitation: invitation["id"].as_str().unwrap().to_owned(),
@@ -84,7 +103,15 @@ async fn snapshot(app: &TestApp, tenant: &str) -> String {
         "SELECT email, role, status FROM invitations WHERE tenant_id = $1 ORDER BY email"
     ).bind(tenant).fetch_all(c).await)
     .unwrap();
-    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}")
+    let p: Vec<(String, String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT slug, name, navigation FROM portals WHERE tenant_id = $1 ORDER BY slug"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    let f: Vec<(String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT key, value FROM feature_flags WHERE tenant_id = $1 ORDER BY owner, key"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}\n{p:?}\n{f:?}")
 }
 
 /// A body each route accepts, so the attack reaches the route's lookup rather than
@@ -101,6 +128,12 @@ fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
         ("POST", "/api/v1/tenants/{tenant}/invitations") => {
             json!({"email": "mallory@b.test", "role": "viewer"})
         }
+        ("POST", "/api/v1/tenants/{tenant}/portals") => {
+            json!({"slug": "pwned-portal", "name": "Pwned"})
+        }
+        ("PATCH", "/api/v1/tenants/{tenant}/portals/{portal}") => json!({"name": "pwned"}),
+        ("PUT", "/api/v1/tenants/{tenant}/flags/{key}") => json!({"value": false}),
+        ("PUT", "/api/v1/tenants/{tenant}/portals/{portal}/flags/{key}") => json!({"value": false}),
         (method, path) => panic!("the cross-tenant sweep needs a valid body for {method} {path}"),
     }
 }
@@ -194,6 +227,8 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 ("{workspace}", w.a_workspace.clone()),
                 ("{user}", w.alice.to_string()),
                 ("{id}", w.a_invitation.clone()),
+                ("{portal}", w.a_portal.clone()),
+                ("{key}", "beta".to_owned()),
             ] {
                 path = path.replace(param, &value);
             }
@@ -203,7 +238,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 route.path
             );
             // In B's own scope only routes naming one of A's objects are attacks.
-            let names_object = ["{workspace}", "{user}", "{id}"]
+            let names_object = ["{workspace}", "{user}", "{id}", "{portal}"]
                 .iter()
                 .any(|p| route.path.contains(p));
             if tenant == "tenant-b" && !names_object {

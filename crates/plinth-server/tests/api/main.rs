@@ -13,6 +13,7 @@ mod malformed_input;
 mod mfa;
 mod middleware;
 mod openapi;
+mod portals;
 mod routes;
 mod setup;
 mod support;
