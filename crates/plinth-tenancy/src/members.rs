@@ -279,3 +279,58 @@ impl Tenancy {
         Ok(view)
     }
 }
+
+impl Tenancy {
+    /// Adds an existing account to a tenant directly (platform tooling: the demo, imports).
+    /// People join through invitations otherwise.
+    pub async fn add_member(
+        &self,
+        actor: &plinth_core::Actor,
+        tenant: plinth_core::TenantId,
+        user: UserId,
+        roles: &[TenantRole],
+    ) -> TenancyResult<()> {
+        if roles.is_empty() {
+            return Err(TenancyError::Validation(FieldErrors::single(
+                "roles",
+                "required",
+                "give at least one role",
+            )));
+        }
+        let roles: Vec<&str> = roles.iter().map(TenantRole::as_str).collect();
+        let now = Timestamp::now();
+        let mut tx = self.db.begin_scoped(tenant).await?;
+        let added = exec!(tx.conn(), c => sqlx::query(
+            "INSERT INTO memberships (tenant_id, user_id, roles, status, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)
+             ON CONFLICT (tenant_id, user_id) DO NOTHING"
+        ).bind(tenant).bind(user).bind(roles.join(",")).bind(now).execute(c).await)?;
+        if added == 0 {
+            return Err(TenancyError::Conflict("already a member"));
+        }
+        exec!(tx.conn(), c => sqlx::query(
+            "INSERT INTO workspace_members (tenant_id, workspace_id, user_id, role, created_at)
+             SELECT tenant_id, id, $2, 'member', $3 FROM workspaces WHERE tenant_id = $1 AND is_default
+             ON CONFLICT (workspace_id, user_id) DO NOTHING"
+        ).bind(tenant).bind(user).bind(now).execute(c).await)?;
+        self.bump_authz_version(&mut tx, user).await?;
+        plinth_audit::append(
+            &mut tx,
+            actor,
+            AuditEntry::new("member.add")
+                .tenant(tenant)
+                .target("user", user)
+                .changes(serde_json::json!({"roles": roles})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            actor,
+            NewEvent::new("member.joined", serde_json::json!({"user_id": user, "roles": roles}))
+                .tenant(tenant)
+                .subject("user", user),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -79,6 +79,9 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Seed a demo: tenants with portals, members in every role, workspaces, flags.
+    /// For trying Plinth out; every demo account shares one published password.
+    Demo,
     /// The e-mail queue (the development outbox when no SMTP server is configured).
     Outbox {
         #[command(subcommand)]

@@ -133,7 +133,54 @@ backend_tests!(
     a_database_from_a_newer_version_is_refused,
     create_superadmin_reads_the_password_from_stdin,
     audit_verify_reports_an_intact_chain,
+    demo_seeds_a_living_system_once,
 );
+
+async fn demo_seeds_a_living_system_once(db: TestDatabase) {
+    let mut demo = plinth(&db);
+    demo.arg("demo");
+    let (ok, out, err) = run(demo, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("acme") && out.contains("olivia@acme.example"), "{out}");
+    let mut again = plinth(&db);
+    again.arg("demo");
+    let (ok, _, err) = run(again, None);
+    assert!(!ok);
+    assert!(err.contains("already here"), "{err}");
+
+    let server = Server::start(&db);
+    assert!(server.setup_link.is_none(), "the demo has an operator");
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&serde_json::json!({"email": "olivia@acme.example", "password": "plinth demo password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let members: serde_json::Value = client
+        .get(format!("{}/api/v1/tenants/acme/members", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["items"].as_array().unwrap().len(), 6);
+    let portal: serde_json::Value = client
+        .get(format!("{}/api/v1/portals/globex-customers", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(portal["tenant_name"], "Globex");
+}
 
 async fn serve_prints_a_setup_link_that_creates_the_first_admin(db: TestDatabase) {
     let server = Server::start(&db);

@@ -2,6 +2,7 @@ mod admin;
 mod audit;
 mod backup;
 mod config;
+mod demo;
 mod keys;
 mod migrate;
 mod outbox;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys::rotate(&config).await,
+        Command::Demo => demo::run(&config).await,
         Command::Outbox {
             command: OutboxCommand::List { limit },
         } => outbox::list(&config, limit).await,
