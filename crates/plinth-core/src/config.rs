@@ -222,6 +222,8 @@ settings! {
     rate_limit_forgot_password: u32 = "5", env "PLINTH_RATE_LIMIT_FORGOT_PASSWORD";
     /// Second-factor attempts per 15 minutes, per client address and per account.
     rate_limit_mfa: u32 = "5", env "PLINTH_RATE_LIMIT_MFA";
+    /// Days between a tenant's deletion request and the purge of its data (it can be restored meanwhile).
+    tenant_deletion_grace_days: u32 = "30", env "PLINTH_TENANT_DELETION_GRACE_DAYS";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

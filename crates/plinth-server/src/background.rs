@@ -42,6 +42,14 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
     tokio::spawn(async move {
         tokio::time::sleep(CLEANUP_FIRST_RUN).await;
         while !cleanup_state.is_shutting_down() {
+            match cleanup_state.tenancy.purge_due(Timestamp::now()).await {
+                Ok(purged) => {
+                    for plan in purged {
+                        tracing::warn!(tenant.id = %plan.tenant_id, tenant.slug = %plan.slug, "tenant purged after its grace period");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "purging deleted tenants"),
+            }
             match plinth_identity::cleanup::cleanup(&cleanup_state.db, Timestamp::now()).await {
                 Ok(report) => tracing::info!(
                     sessions = report.sessions,

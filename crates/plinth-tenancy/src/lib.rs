@@ -3,6 +3,7 @@
 //! signed-in user and a tenant reference into a [`TenantScope`].
 
 mod authorize;
+mod deletion;
 mod error;
 mod flags;
 mod invitations;
@@ -15,6 +16,7 @@ mod slug;
 mod workspaces;
 
 pub use authorize::TenantContext;
+pub use deletion::PurgePlan;
 pub use error::{TenancyError, TenancyResult};
 pub use flags::{Flag, FlagInput, FlagLevel};
 pub use invitations::{INVITATION_TTL, Invitation, Inviter};

@@ -82,6 +82,11 @@ pub enum Command {
     /// Seed a demo: tenants with portals, members in every role, workspaces, flags.
     /// For trying Plinth out; every demo account shares one published password.
     Demo,
+    /// Tenant maintenance.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
     /// The e-mail queue (the development outbox when no SMTP server is configured).
     Outbox {
         #[command(subcommand)]
@@ -93,6 +98,17 @@ pub enum Command {
 pub enum KeysCommand {
     /// Add a new signing key; the previous one stays published until its tokens expire.
     Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum TenantsCommand {
+    /// Purge every tenant whose deletion grace period has passed (the server also does
+    /// this daily).
+    Purge {
+        /// List what would be removed, row counts per table, without removing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]

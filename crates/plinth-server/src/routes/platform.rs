@@ -1,4 +1,4 @@
-//! Platform administration of tenants: suspension and reactivation.
+//! Platform administration of tenants: suspension, reactivation, restoring deletions.
 
 use axum::Json;
 use axum::extract::State;
@@ -77,4 +77,23 @@ pub async fn reactivate(
     Ok(Json(
         state.tenancy.reactivate(&actor, id, &body.reason).await?,
     ))
+}
+
+/// Takes back a deletion request during the grace period.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/restore", tag = "tenants", request_body = Reason,
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, body = Tenant),
+        (status = 409, description = "Not pending deletion", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn restore(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiPath(id): ApiPath<TenantId>,
+    ApiJson(body): ApiJson<Reason>,
+) -> Result<Json<Tenant>, Problem> {
+    require_operator(&state, &me).await?;
+    let actor = context.actor().with_user(me.user);
+    Ok(Json(state.tenancy.restore(&actor, id, &body.reason).await?))
 }

@@ -201,3 +201,44 @@ pub async fn update(
 ) -> Result<Json<Tenant>, Problem> {
     Ok(Json(state.tenancy.update_tenant(&ctx, body).await?))
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// The tenant's slug, typed again to confirm.
+    confirm: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeletionScheduled {
+    status: &'static str,
+    /// When the tenant's data will be purged; until then a platform operator can restore it.
+    purge_after: plinth_core::Timestamp,
+}
+
+/// Requests the deletion of the tenant (owners). It disappears at once for its members
+/// and is purged after the grace period.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), DeleteQuery),
+    responses(
+        (status = 202, body = DeletionScheduled),
+        (status = 422, description = "The confirmation does not match the slug", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+) -> Result<(StatusCode, Json<DeletionScheduled>), Problem> {
+    let grace = time::Duration::days(i64::from(state.config.tenant_deletion_grace_days));
+    let purge_after = state
+        .tenancy
+        .request_deletion(&ctx, &query.confirm, grace)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeletionScheduled {
+            status: "pending_deletion",
+            purge_after,
+        }),
+    ))
+}

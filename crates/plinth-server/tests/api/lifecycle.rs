@@ -15,6 +15,8 @@ backend_tests!(
     invitations_cannot_escalate_or_duplicate,
     suspension_blocks_the_tenant_until_reactivation,
     expired_trials_leave_owners_read_only,
+    deletion_needs_the_owner_and_the_slug_and_can_be_restored,
+    a_purge_removes_every_row_of_the_tenant_and_nothing_else,
 );
 
 async fn token_of(app: &TestApp, email: &str) -> String {
@@ -478,5 +480,195 @@ async fn expired_trials_leave_owners_read_only(db: TestDatabase) {
         app.get_as("/api/v1/tenants/trial", &member).await.status(),
         200
     );
+    app.stop().await;
+}
+
+async fn deletion_needs_the_owner_and_the_slug_and_can_be_restored(db: TestDatabase) {
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
+    let owner = setup(&app).await;
+    let tenant: serde_json::Value = app
+        .get_as("/api/v1/tenants/club", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let admin_id = app
+        .create_user("adm@example.com", PASSWORD, true, &[])
+        .await;
+    app.add_member(tenant["id"].as_str().unwrap(), admin_id, "admin")
+        .await;
+    let admin = token_of(&app, "adm@example.com").await;
+
+    assert_problem(
+        app.delete_as("/api/v1/tenants/club?confirm=club", &admin)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.delete_as("/api/v1/tenants/club?confirm=clbu", &owner)
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    let scheduled = app
+        .delete_as("/api/v1/tenants/club?confirm=club", &owner)
+        .await;
+    assert_eq!(scheduled.status(), 202);
+    let scheduled: serde_json::Value = scheduled.json().await.unwrap();
+    let purge_after =
+        plinth_core::Timestamp::parse_rfc3339(scheduled["purge_after"].as_str().unwrap()).unwrap();
+    let days = (purge_after - plinth_core::Timestamp::now()).whole_days();
+    assert!((29..=30).contains(&days), "30 days of grace, got {days}");
+
+    assert_problem(
+        app.get_as("/api/v1/tenants/club", &owner).await,
+        404,
+        "not-found",
+    )
+    .await;
+    let mine: serde_json::Value = app
+        .get_as("/api/v1/me/tenants", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(mine.as_array().unwrap().is_empty());
+    assert!(
+        app.state
+            .tenancy
+            .purge_plan(plinth_core::Timestamp::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before the grace ends"
+    );
+
+    app.create_user("ops@example.com", PASSWORD, true, &[PlatformRole::OpsAdmin])
+        .await;
+    let ops = token_of(&app, "ops@example.com").await;
+    let id = tenant["id"].as_str().unwrap();
+    let restored = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{id}/restore"),
+            &ops,
+            &json!({"reason": "owner changed their mind"}),
+        )
+        .await;
+    assert_eq!(restored.status(), 200);
+    assert_eq!(
+        app.get_as("/api/v1/tenants/club", &owner).await.status(),
+        200
+    );
+    let again = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{id}/restore"),
+            &ops,
+            &json!({"reason": "twice"}),
+        )
+        .await;
+    assert_problem(again, 409, "conflict").await;
+    app.stop().await;
+}
+
+async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let owner = setup(&app).await;
+    let other = app.create_tenant(&owner, "keeper").await;
+    let doomed: serde_json::Value = app
+        .get_as("/api/v1/tenants/club", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.post_as(
+        "/api/v1/tenants/club/workspaces",
+        &owner,
+        &json!({"slug": "extra", "name": "Extra"}),
+    )
+    .await;
+    app.post_as(
+        "/api/v1/tenants/club/portals",
+        &owner,
+        &json!({"slug": "club-portal", "name": "P"}),
+    )
+    .await;
+    invite(&app, &owner, "guest@example.com", "member").await;
+    app.post_as("/api/v1/me/tenant", &owner, &json!({"tenant": "club"}))
+        .await;
+    assert_eq!(
+        app.delete_as("/api/v1/tenants/club?confirm=club", &owner)
+            .await
+            .status(),
+        202
+    );
+
+    let later = plinth_core::Timestamp::now() + time::Duration::days(31);
+    let plan = app.state.tenancy.purge_plan(later).await.unwrap();
+    assert_eq!(plan.len(), 1);
+    let rows: std::collections::BTreeMap<_, _> = plan[0].rows.iter().cloned().collect();
+    assert_eq!(rows["workspaces"], 2);
+    assert_eq!(rows["portals"], 1);
+    assert_eq!(rows["invitations"], 1);
+    assert!(rows["audit_log"] >= 5);
+
+    let purged = app.state.tenancy.purge_due(later).await.unwrap();
+    assert_eq!(purged.len(), 1);
+    let doomed_id: uuid::Uuid = doomed["id"].as_str().unwrap().parse().unwrap();
+    let mut conn = app.db.read().await.unwrap();
+    for table in [
+        "tenants",
+        "memberships",
+        "workspaces",
+        "workspace_members",
+        "invitations",
+        "portals",
+        "feature_flags",
+        "audit_log",
+        "outbox",
+        "one_time_tokens",
+    ] {
+        let column = if table == "tenants" {
+            "id"
+        } else {
+            "tenant_id"
+        };
+        let left: i64 = on!(conn.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE {column} = $1"
+        ))).bind(doomed_id).fetch_one(c).await)
+        .unwrap();
+        assert_eq!(left, 0, "{table} still holds rows of the purged tenant");
+    }
+    let sessions: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM sessions WHERE tenant_id = $1")
+        .bind(doomed_id).fetch_one(c).await).unwrap();
+    assert_eq!(sessions, 0);
+    drop(conn);
+    // The other tenant is untouched, and the purge is on record.
+    assert_eq!(
+        app.get_as("/api/v1/tenants/keeper/workspaces", &owner)
+            .await
+            .status(),
+        200
+    );
+    let keeper_id: plinth_core::TenantId = other["id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        plinth_audit::verify_chain(&app.db, Some(keeper_id))
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    let platform = plinth_audit::verify_chain(&app.db, None).await.unwrap();
+    assert!(platform.is_intact());
+    let mut conn = app.db.read().await.unwrap();
+    let record: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'tenant.purge' AND tenant_id IS NULL")
+        .fetch_one(c).await).unwrap();
+    assert_eq!(record, 1);
+    drop(conn);
     app.stop().await;
 }

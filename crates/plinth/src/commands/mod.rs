@@ -7,13 +7,14 @@ mod keys;
 mod migrate;
 mod outbox;
 mod serve;
+mod tenants;
 
 use plinth_core::config::{Config, ConfigSources};
 use plinth_store::{Db, DbOptions};
 
 use plinth_identity::{Identity, IdentityConfig, MasterKey};
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, KeysCommand, OutboxCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, KeysCommand, OutboxCommand, TenantsCommand};
 
 pub async fn run(cli: Cli) -> Result<(), String> {
     let started = std::time::Instant::now();
@@ -53,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             command: KeysCommand::Rotate,
         } => keys::rotate(&config).await,
         Command::Demo => demo::run(&config).await,
+        Command::Tenants {
+            command: TenantsCommand::Purge { dry_run },
+        } => tenants::purge(&config, dry_run).await,
         Command::Outbox {
             command: OutboxCommand::List { limit },
         } => outbox::list(&config, limit).await,
