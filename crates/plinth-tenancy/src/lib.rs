@@ -5,6 +5,7 @@
 mod authorize;
 mod deletion;
 mod error;
+mod export;
 mod flags;
 mod invitations;
 mod lifecycle;
@@ -18,6 +19,7 @@ mod workspaces;
 pub use authorize::TenantContext;
 pub use deletion::PurgePlan;
 pub use error::{TenancyError, TenancyResult};
+pub use export::{Manifest, ManifestFile};
 pub use flags::{Flag, FlagInput, FlagLevel};
 pub use invitations::{INVITATION_TTL, Invitation, Inviter};
 pub use members::{MemberFilter, MemberSort, MemberView};

@@ -109,6 +109,8 @@ pub enum TenantsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Import a tenant archive (downloaded from GET /api/v1/tenants/{tenant}/export).
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]

@@ -78,6 +78,7 @@ pub fn register(routes: Routes) -> Routes {
         .api(Tenant("tenant:read"), routes!(tenants::get))
         .api(Tenant("tenant:update"), routes!(tenants::update))
         .api(Tenant("tenant:delete"), routes!(tenants::delete))
+        .api(Tenant("tenant:export"), routes!(tenants::export))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))

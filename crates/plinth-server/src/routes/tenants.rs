@@ -242,3 +242,33 @@ pub async fn delete(
         }),
     ))
 }
+
+/// Downloads the tenant's complete archive (owners): a tar of NDJSON files, one per
+/// table, and a manifest with row counts and SHA-256 checksums. Accounts come without
+/// credentials.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/export", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, description = "The archive", content_type = "application/x-tar")))]
+pub async fn export(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    let archive = state.tenancy.export(&ctx.scope).await?;
+    let date = plinth_core::Timestamp::now().to_rfc3339();
+    let filename = format!("{}-{}.tar", ctx.tenant_slug, &date[..10]);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-tar".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        archive,
+    )
+        .into_response())
+}

@@ -57,6 +57,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Tenants {
             command: TenantsCommand::Purge { dry_run },
         } => tenants::purge(&config, dry_run).await,
+        Command::Tenants {
+            command: TenantsCommand::Import { file },
+        } => tenants::import(&config, &file).await,
         Command::Outbox {
             command: OutboxCommand::List { limit },
         } => outbox::list(&config, limit).await,

@@ -29,3 +29,22 @@ pub async fn purge(config: &Config, dry_run: bool) -> Result<(), String> {
     db.close().await;
     Ok(())
 }
+
+pub async fn import(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let archive = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let db = super::open_migrated(config).await?;
+    let manifest = Tenancy::new(db.clone())
+        .import(&Actor::system(), &archive)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    println!(
+        "Imported tenant {} ({}), exported {}:",
+        manifest.tenant_slug, manifest.tenant_id, manifest.exported_at
+    );
+    for f in &manifest.files {
+        println!("    {:<22} {:>8} rows", f.name, f.rows);
+    }
+    println!("Imported accounts have no password: they set one with \"forgot password\".");
+    Ok(())
+}
