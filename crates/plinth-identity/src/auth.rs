@@ -470,6 +470,9 @@ impl Identity {
 
     /// Authenticates an access token: signature, expiry, and a session still alive.
     pub async fn authenticate(&self, access_token: &str) -> IdentityResult<Principal> {
+        if access_token.starts_with(crate::api_keys::KEY_PREFIX) {
+            return self.authenticate_api_key(access_token).await;
+        }
         let now = Timestamp::now();
         let claims = jwt::verify(
             &self.inner.keys,
@@ -494,6 +497,7 @@ impl Identity {
             platform_admin: state.platform_roles > 0,
             mfa_enrolled: state.totp_enrolled > 0,
             authz_version: state.authz_version,
+            api_key: None,
         })
     }
 

@@ -2,6 +2,7 @@
 //! refresh tokens, second factors, the e-mail flows, and first-run setup.
 
 mod account;
+mod api_keys;
 mod auth;
 pub mod cleanup;
 pub mod crypto;
@@ -19,6 +20,7 @@ mod sessions;
 mod setup;
 mod users;
 
+pub use api_keys::{ApiKeyGrant, ApiKeyView, CreatedApiKey, NewApiKey};
 pub use auth::{Introspection, LoginOutcome, MfaChallenge, TokenPair};
 pub use crypto::{KeyRing, MasterKey};
 pub use email::Email;

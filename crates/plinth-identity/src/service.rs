@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     /// Session state by id, so authenticating a request rarely touches the database.
     /// Entries live 5 seconds; revocations on this server remove them at once.
     pub session_cache: moka::sync::Cache<SessionId, Arc<SessionState>>,
+    /// When each API key's last use was recorded by this server.
+    pub key_cache: moka::sync::Cache<String, std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -76,6 +78,8 @@ pub struct Principal {
     pub platform_admin: bool,
     pub mfa_enrolled: bool,
     pub authz_version: i64,
+    /// Set when the caller authenticated with an API key: what the key may do.
+    pub api_key: Option<Arc<crate::api_keys::ApiKeyGrant>>,
 }
 
 impl Principal {
@@ -111,6 +115,10 @@ impl Identity {
                 session_cache: moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(StdDuration::from_secs(5))
+                    .build(),
+                key_cache: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(StdDuration::from_secs(120))
                     .build(),
                 db,
                 config,

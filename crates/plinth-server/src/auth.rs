@@ -69,12 +69,38 @@ async fn tenant_context(
         .get::<RequestContext>()
         .cloned()
         .unwrap_or_default();
-    let actor = context.actor().with_user(principal.user);
-    let mfa_used = principal.amr.iter().any(|m| m == "mfa");
-    Ok(state
+    let Some(grant) = &principal.api_key else {
+        let actor = context.actor().with_user(principal.user);
+        let mfa_used = principal.amr.iter().any(|m| m == "mfa");
+        return Ok(state
+            .tenancy
+            .authorize(principal.user, actor, &tenant, permission, mfa_used)
+            .await?);
+    };
+    // An API key: its own grant, within what its owner still holds in its one tenant.
+    if !grant.permissions.iter().any(|p| p == permission) {
+        return Err(Problem::new(
+            ProblemKind::Forbidden,
+            "this API key does not grant this permission",
+        ));
+    }
+    let mut actor = context.actor();
+    actor.kind = plinth_core::ActorKind::ApiKey;
+    actor.id = Some(grant.id);
+    // Keys are made by a session that met the tenant's MFA policy.
+    let mut ctx = state
         .tenancy
-        .authorize(principal.user, actor, &tenant, permission, mfa_used)
-        .await?)
+        .authorize(principal.user, actor, &tenant, permission, true)
+        .await?;
+    if ctx.scope.tenant() != grant.tenant {
+        return Err(Problem::not_found());
+    }
+    ctx.permissions = ctx
+        .permissions
+        .intersection(plinth_access::PermissionSet::from_keys(
+            grant.permissions.iter().map(String::as_str),
+        ));
+    Ok(ctx)
 }
 
 async fn authorize(
@@ -85,6 +111,12 @@ async fn authorize(
     let token = bearer(headers)
         .ok_or_else(|| Problem::unauthenticated("send an access token: Authorization: Bearer …"))?;
     let principal = state.identity.authenticate(token).await?;
+    if principal.api_key.is_some() && !matches!(access, Access::Tenant(_)) {
+        return Err(Problem::new(
+            ProblemKind::Forbidden,
+            "API keys work on tenant routes only",
+        ));
+    }
     let restriction = principal.restriction(state.config.require_admin_mfa);
     match access {
         Access::Public | Access::Account => {}

@@ -241,9 +241,7 @@ where
         Kind::Text => row
             .try_get::<Option<String>, _>(index)?
             .map_or(Value::Null, Value::String),
-        Kind::Int => row
-            .try_get::<Option<i64>, _>(index)?
-            .map_or(Value::Null, Value::from),
+        Kind::Int => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null, Value::from),
         Kind::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Value::Null, Value::Bool),
     })
 }

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource, and the table that registers them. Each
 //! route names its access level here, next to its path.
 
+pub mod api_keys;
 pub mod assets;
 pub mod auth;
 pub mod flags;
@@ -64,6 +65,9 @@ pub fn register(routes: Routes) -> Routes {
         .api(Account, routes!(me::confirm_totp))
         .api(Account, routes!(me::disable_totp))
         .api(Account, routes!(me::regenerate_recovery_codes))
+        .api(User, routes!(api_keys::create))
+        .api(Account, routes!(api_keys::list))
+        .api(Account, routes!(api_keys::revoke))
         // Platform administration
         .api(PlatformAdmin, routes!(users::revoke_sessions))
         .api(PlatformAdmin, routes!(users::unlock))

@@ -1,0 +1,112 @@
+//! The caller's personal API keys.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use plinth_access::PermissionSet;
+use plinth_identity::{ApiKeyView, CreatedApiKey, NewApiKey};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    name: String,
+    /// The one tenant the key works in (id or slug).
+    tenant: String,
+    /// A subset of your own permissions in that tenant.
+    permissions: Vec<String>,
+    /// Days until the key stops working (1–365); without it, until revoked.
+    expires_in_days: Option<i64>,
+}
+
+/// Creates an API key for one tenant with a subset of the caller's permissions there.
+/// The key is in the answer, once.
+#[utoipa::path(post, path = "/api/v1/me/api-keys", tag = "me", request_body = CreateApiKey,
+    responses(
+        (status = 201, body = CreatedApiKey),
+        (status = 403, description = "A permission you do not hold", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown permission or invalid field", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), Problem> {
+    let mut errors = plinth_core::FieldErrors::new();
+    for (i, permission) in body.permissions.iter().enumerate() {
+        if !plinth_access::is_known(permission) {
+            errors.add(
+                &format!("/permissions/{i}"),
+                "unknown_permission",
+                "not a permission of the catalog",
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let mfa_used = me.amr.iter().any(|m| m == "mfa");
+    let ctx = state
+        .tenancy
+        .authorize(
+            me.user,
+            context.actor().with_user(me.user),
+            &body.tenant,
+            "tenant:read",
+            mfa_used,
+        )
+        .await?;
+    let requested = PermissionSet::from_keys(body.permissions.iter().map(String::as_str));
+    if !requested.is_subset_of(&ctx.permissions) {
+        return Err(Problem::new(
+            ProblemKind::Forbidden,
+            "an API key cannot hold a permission you do not hold",
+        ));
+    }
+    let created = state
+        .identity
+        .create_api_key(
+            &me,
+            NewApiKey {
+                name: body.name,
+                tenant: ctx.scope.tenant(),
+                permissions: body.permissions,
+                expires_in_days: body.expires_in_days,
+            },
+            &context.client(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The caller's API keys (without the keys themselves).
+#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "me", responses((status = 200, body = Vec<ApiKeyView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<Vec<ApiKeyView>>, Problem> {
+    Ok(Json(state.identity.api_keys(&me).await?))
+}
+
+/// Revokes one of the caller's API keys; it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "me",
+    params(("id" = String, Path, description = "API key id")),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiPath(id): ApiPath<uuid::Uuid>,
+) -> Result<StatusCode, Problem> {
+    state
+        .identity
+        .revoke_api_key(&me, id, &context.client())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
