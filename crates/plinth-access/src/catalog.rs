@@ -47,6 +47,8 @@ catalog! {
     10 => "workspaces:update", Tenant, "Rename workspaces and manage their members";
     11 => "workspaces:delete", Tenant, "Delete workspaces";
     12 => "audit:read", Tenant, "Read the tenant's audit trail";
+    13 => "roles:read", Tenant, "See the tenant's roles and the permissions they grant";
+    14 => "roles:update", Tenant, "Create, change and delete custom roles (never beyond one's own permissions)";
 }
 
 /// Whether `key` names a permission of the catalog.
@@ -101,6 +103,8 @@ impl TenantRole {
                 "workspaces:update",
                 "workspaces:delete",
                 "audit:read",
+                "roles:read",
+                "roles:update",
             ],
             TenantRole::Admin => &[
                 "tenant:read",
@@ -114,6 +118,8 @@ impl TenantRole {
                 "workspaces:update",
                 "workspaces:delete",
                 "audit:read",
+                "roles:read",
+                "roles:update",
             ],
             TenantRole::Member => &["tenant:read", "members:read", "workspaces:read", "workspaces:create"],
             TenantRole::Viewer => &["tenant:read", "members:read", "workspaces:read"],

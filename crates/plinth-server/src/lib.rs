@@ -51,6 +51,7 @@ use crate::problem::{Problem, ProblemKind};
         (name = "workspaces", description = "Workspaces inside a tenant"),
         (name = "portals", description = "Portals: named entry points of a tenant"),
         (name = "flags", description = "Feature flags per platform, tenant and portal"),
+        (name = "access", description = "Permissions, roles, the role matrix and permission checks"),
     )
 )]
 struct ApiDoc;

@@ -45,6 +45,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_identity"),
     migration!(3, "0003_tenancy", postgres = "0003_tenancy"),
     migration!(4, "0004_portals_flags", postgres = "0004_portals_flags"),
+    migration!(5, "0005_access", postgres = "0005_access"),
 ];
 
 impl Migration {

@@ -7,6 +7,7 @@ use plinth_store::on;
 
 use crate::error::{TenancyError, TenancyResult};
 use crate::model::TenantStatus;
+use crate::roles::RoleBook;
 use crate::service::Tenancy;
 
 /// A caller authorised inside a tenant.
@@ -73,7 +74,11 @@ impl Tenancy {
             return Err(TenancyError::NotFound);
         };
         let roles = role_list(roles);
-        let permissions = permissions_of(&roles);
+        let permissions = if RoleBook::needed_for(&roles) {
+            RoleBook::load(conn.conn(), row.id).await?.permissions(&roles)
+        } else {
+            permissions_of(&roles)
+        };
         let status = TenantStatus::parse(&row.status).unwrap_or(TenantStatus::Suspended);
         match status {
             TenantStatus::PendingDeletion => return Err(TenancyError::NotFound),

@@ -2,7 +2,6 @@
 //! invitee accepts with an existing account or creates one. Links live 7 days, can be
 //! revoked and resent, and work once.
 
-use plinth_access::TenantRole;
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, TenantId, TenantScope, Timestamp, UserId};
 use plinth_events::NewEvent;
@@ -70,15 +69,16 @@ impl Tenancy {
                 None
             }
         };
-        let Some(parsed_role) = TenantRole::parse(role) else {
-            errors.add("role", "invalid_value", "owner, admin, member or viewer");
+        let book = self.role_book(scope).await?;
+        if !book.exists(role) {
+            errors.add("role", "invalid_value", "not a role of this tenant");
             return Err(TenancyError::Validation(errors));
-        };
+        }
         errors.finish()?;
         let Some(email) = email else {
             return Err(TenancyError::NotFound);
         };
-        if !parsed_role.permissions().is_subset_of(&ctx.permissions) {
+        if !book.permissions(&[role.to_owned()]).is_subset_of(&ctx.permissions) {
             return Err(TenancyError::Forbidden(
                 "you cannot invite with a role whose permissions you do not hold",
             ));
@@ -114,7 +114,7 @@ impl Tenancy {
         exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO invitations (id, tenant_id, email, email_normalized, role, invited_by, status, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)"
-        ).bind(id).bind(scope.tenant()).bind(email.as_str()).bind(email.normalized()).bind(parsed_role.as_str())
+        ).bind(id).bind(scope.tenant()).bind(email.as_str()).bind(email.normalized()).bind(role)
         .bind(scope.actor().user_id()).bind(now).bind(now + INVITATION_TTL).execute(c).await)?;
         self.send_invitation(&mut tx, scope, id, email.as_str(), &tenant.name, inviter)
             .await?;
@@ -124,18 +124,15 @@ impl Tenancy {
             AuditEntry::new("member.invite")
                 .tenant(scope.tenant())
                 .target("invitation", id)
-                .changes(serde_json::json!({"email": email.normalized(), "role": parsed_role.as_str()})),
+                .changes(serde_json::json!({"email": email.normalized(), "role": role})),
         )
         .await?;
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new(
-                "member.invited",
-                serde_json::json!({"invitation_id": id, "role": parsed_role.as_str()}),
-            )
-            .tenant(scope.tenant())
-            .subject("invitation", id),
+            NewEvent::new("member.invited", serde_json::json!({"invitation_id": id, "role": role}))
+                .tenant(scope.tenant())
+                .subject("invitation", id),
         )
         .await?;
         tx.commit().await?;

@@ -8,7 +8,7 @@ use plinth_events::NewEvent;
 use plinth_store::{exec, on};
 use serde::{Deserialize, Serialize};
 
-use crate::authorize::{TenantContext, permissions_of, role_list};
+use crate::authorize::{TenantContext, role_list};
 use crate::error::{TenancyError, TenancyResult};
 use crate::service::Tenancy;
 
@@ -132,21 +132,18 @@ impl Tenancy {
         status: Option<String>,
     ) -> TenancyResult<MemberView> {
         let scope = &ctx.scope;
+        let book = self.role_book(scope).await?;
         let mut errors = FieldErrors::new();
         if let Some(roles) = &roles {
             if roles.is_empty() {
                 errors.add("roles", "required", "give at least one role");
             }
             for (i, role) in roles.iter().enumerate() {
-                if TenantRole::parse(role).is_none() {
-                    errors.add(
-                        &format!("/roles/{i}"),
-                        "invalid_value",
-                        "owner, admin, member or viewer",
-                    );
+                if !book.exists(role) {
+                    errors.add(&format!("/roles/{i}"), "invalid_value", "not a role of this tenant");
                 }
             }
-            if !permissions_of(roles).is_subset_of(&ctx.permissions) {
+            if !book.permissions(roles).is_subset_of(&ctx.permissions) {
                 return Err(TenancyError::Forbidden(
                     "you cannot grant a role with permissions you do not hold",
                 ));
@@ -162,7 +159,10 @@ impl Tenancy {
         ).bind(scope.tenant()).bind(member).fetch_optional(c).await)?;
         let (current_roles, current_status) = current.ok_or(TenancyError::NotFound)?;
         // Changing someone who holds more than you (an owner, for an admin) is escalation too.
-        if !permissions_of(&role_list(&current_roles)).is_subset_of(&ctx.permissions) {
+        if !book
+            .permissions(&role_list(&current_roles))
+            .is_subset_of(&ctx.permissions)
+        {
             return Err(TenancyError::Forbidden(
                 "you cannot change a member whose role exceeds yours",
             ));
@@ -209,12 +209,13 @@ impl Tenancy {
 
     pub async fn remove_member(&self, ctx: &TenantContext, member: UserId) -> TenancyResult<()> {
         let scope = &ctx.scope;
+        let book = self.role_book(scope).await?;
         let mut tx = self.db.begin_scoped(scope.tenant()).await?;
         let current: Option<(String, String)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT roles, status FROM memberships WHERE tenant_id = $1 AND user_id = $2"
         ).bind(scope.tenant()).bind(member).fetch_optional(c).await)?;
         let (roles, status) = current.ok_or(TenancyError::NotFound)?;
-        if !permissions_of(&role_list(&roles)).is_subset_of(&ctx.permissions) {
+        if !book.permissions(&role_list(&roles)).is_subset_of(&ctx.permissions) {
             return Err(TenancyError::Forbidden(
                 "you cannot remove a member whose role exceeds yours",
             ));

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource, and the table that registers them. Each
 //! route names its access level here, next to its path.
 
+pub mod access;
 pub mod api_keys;
 pub mod assets;
 pub mod auth;
@@ -122,4 +123,17 @@ pub fn register(routes: Routes) -> Routes {
             PlatformAdmin,
             routes!(flags::platform_set, flags::platform_delete),
         )
+        // Access control
+        .api(Account, routes!(access::catalog))
+        .api(Tenant("roles:read"), routes!(access::roles))
+        .api(Tenant("roles:update"), routes!(access::create_role))
+        .api(
+            Tenant("roles:update"),
+            routes!(access::update_role, access::delete_role),
+        )
+        .api(Tenant("roles:read"), routes!(access::matrix))
+        .api(Tenant("roles:update"), routes!(access::update_matrix))
+        .api(User, routes!(access::check))
+        .api(User, routes!(access::check_batch))
+        .api(User, routes!(access::mine))
 }

@@ -73,6 +73,12 @@ async fn world(app: &TestApp) -> World {
         Some(&alice_token),
     )
     .await;
+    app.post_as(
+        "/api/v1/tenants/tenant-a/roles",
+        &alice_token,
+        &json!({"key": "a-auditor", "name": "Auditor", "permissions": ["members:read"]}),
+    )
+    .await;
     World {
         a_portal: portal["id"].as_str().unwrap().to_owned(),
         a_id: a["id"].as_str().unwrap().to_owned(),
@@ -116,7 +122,7 @@ async fn snapshot(app: &TestApp, tenant: &str) -> String {
 
 /// A body each route accepts, so the attack reaches the route's lookup rather than
 /// failing on its input. A new tenant route with a body must be added here.
-fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
+pub fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
     let p = route.path.as_str();
     match (route.method.as_str(), p) {
         ("PATCH", "/api/v1/tenants/{tenant}") => json!({"name": "pwned"}),
@@ -134,6 +140,11 @@ fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
         ("PATCH", "/api/v1/tenants/{tenant}/portals/{portal}") => json!({"name": "pwned"}),
         ("PUT", "/api/v1/tenants/{tenant}/flags/{key}") => json!({"value": false}),
         ("PUT", "/api/v1/tenants/{tenant}/portals/{portal}/flags/{key}") => json!({"value": false}),
+        ("POST", "/api/v1/tenants/{tenant}/roles") => {
+            json!({"key": "pwned", "name": "Pwned", "permissions": ["tenant:read"]})
+        }
+        ("PATCH", "/api/v1/tenants/{tenant}/roles/{role}") => json!({"name": "pwned"}),
+        ("PUT", "/api/v1/tenants/{tenant}/roles/matrix") => json!({"version": 0, "roles": {}}),
         (method, path) => panic!("the cross-tenant sweep needs a valid body for {method} {path}"),
     }
 }
@@ -229,6 +240,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 ("{id}", w.a_invitation.clone()),
                 ("{portal}", w.a_portal.clone()),
                 ("{key}", "beta".to_owned()),
+                ("{role}", "a-auditor".to_owned()),
             ] {
                 path = path.replace(param, &value);
             }
@@ -238,7 +250,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 route.path
             );
             // In B's own scope only routes naming one of A's objects are attacks.
-            let names_object = ["{workspace}", "{user}", "{id}", "{portal}"]
+            let names_object = ["{workspace}", "{user}", "{id}", "{portal}", "{role}"]
                 .iter()
                 .any(|p| route.path.contains(p));
             if tenant == "tenant-b" && !names_object {

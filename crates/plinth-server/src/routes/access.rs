@@ -1,0 +1,250 @@
+//! Access control: the permission catalog, tenant roles and the role matrix, and the
+//! permission checks products built on Plinth call.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use plinth_access::{CATALOG, PermissionDef};
+use plinth_core::{TenantId, UserId};
+use plinth_tenancy::{Decision, MatrixUpdate, RoleInput, RoleMatrix, RoleView};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, InTenant};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::state::AppState;
+
+/// Every permission Plinth knows.
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "access", responses((status = 200, body = Vec<PermissionDef>)))]
+pub async fn catalog() -> Json<&'static [PermissionDef]> {
+    Json(CATALOG)
+}
+
+/// The tenant's roles: built-in and custom, with their permissions.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/roles", tag = "access",
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, body = Vec<RoleView>)))]
+pub async fn roles(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+) -> Result<Json<Vec<RoleView>>, Problem> {
+    Ok(Json(state.tenancy.roles(&ctx.scope).await?))
+}
+
+/// Creates a custom role from permissions the caller holds.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/roles", tag = "access", request_body = RoleInput,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 201, body = RoleView),
+        (status = 403, description = "A permission you do not hold", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiJson(body): ApiJson<RoleInput>,
+) -> Result<(StatusCode, Json<RoleView>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.tenancy.create_role(&ctx, body).await?),
+    ))
+}
+
+/// Changes a custom role.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/roles/{role}", tag = "access", request_body = RoleInput,
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("role" = String, Path, description = "Role key")),
+    responses((status = 200, body = RoleView), (status = 403, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn update_role(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiPath((_, role)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RoleInput>,
+) -> Result<Json<RoleView>, Problem> {
+    Ok(Json(state.tenancy.update_role(&ctx, &role, body).await?))
+}
+
+/// Deletes a custom role that no member holds.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/roles/{role}", tag = "access",
+    params(("tenant" = String, Path, description = "Tenant id or slug"), ("role" = String, Path, description = "Role key")),
+    responses((status = 204, description = "Deleted"), (status = 409, description = "Still held", body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiPath((_, role)): ApiPath<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    state.tenancy.delete_role(&ctx, &role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The role matrix: every tenant permission against every role, with its version.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/roles/matrix", tag = "access",
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses((status = 200, body = RoleMatrix)))]
+pub async fn matrix(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+) -> Result<Json<RoleMatrix>, Problem> {
+    Ok(Json(state.tenancy.role_matrix(&ctx.scope).await?))
+}
+
+/// Updates custom roles' permissions in one request; 409 when the matrix changed since
+/// the version given.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/roles/matrix", tag = "access", request_body = MatrixUpdate,
+    params(("tenant" = String, Path, description = "Tenant id or slug")),
+    responses(
+        (status = 200, body = RoleMatrix),
+        (status = 409, description = "Stale version", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn update_matrix(
+    State(state): State<AppState>,
+    InTenant(ctx): InTenant,
+    ApiJson(body): ApiJson<MatrixUpdate>,
+) -> Result<Json<RoleMatrix>, Problem> {
+    Ok(Json(state.tenancy.update_matrix(&ctx, body).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResource {
+    /// Tenant id or slug.
+    tenant: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The user to check; the caller when absent. Checking someone else needs
+    /// `members:read` in the tenant.
+    subject: Option<UserId>,
+    /// A permission of the catalog, e.g. `members:invite`.
+    action: String,
+    resource: CheckResource,
+    /// Reserved for attribute policies; accepted and not yet used.
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    context: Option<serde_json::Value>,
+}
+
+async fn decide(
+    state: &AppState,
+    me: &plinth_identity::Principal,
+    context: &RequestContext,
+    check: &CheckRequest,
+) -> Result<Decision, Problem> {
+    let subject = check.subject.unwrap_or(me.user);
+    if subject != me.user {
+        let mfa_used = me.amr.iter().any(|m| m == "mfa");
+        state
+            .tenancy
+            .authorize(
+                me.user,
+                context.actor().with_user(me.user),
+                &check.resource.tenant,
+                "members:read",
+                mfa_used,
+            )
+            .await?;
+    }
+    Ok(state
+        .tenancy
+        .check(subject, &check.resource.tenant, &check.action)
+        .await?)
+}
+
+/// Whether a user may do something in a tenant, and why.
+#[utoipa::path(post, path = "/api/v1/authz/check", tag = "access", request_body = CheckRequest,
+    responses((status = 200, body = Decision), (status = 404, description = "A tenant you may not inspect", body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn check(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Json<Decision>, Problem> {
+    Ok(Json(decide(&state, &me, &context, &body).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCheckRequest {
+    /// Up to 100 checks.
+    checks: Vec<CheckRequest>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchCheckResponse {
+    /// In the order of the checks.
+    results: Vec<Decision>,
+}
+
+/// Up to 100 checks in one request.
+#[utoipa::path(post, path = "/api/v1/authz/check/batch", tag = "access", request_body = BatchCheckRequest,
+    responses((status = 200, body = BatchCheckResponse), (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn check_batch(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<BatchCheckRequest>,
+) -> Result<Json<BatchCheckResponse>, Problem> {
+    if body.checks.is_empty() || body.checks.len() > 100 {
+        return Err(Problem::validation(plinth_core::FieldErrors::single(
+            "checks",
+            "invalid_value",
+            "give 1 to 100 checks",
+        )));
+    }
+    let mut results = Vec::with_capacity(body.checks.len());
+    for check in &body.checks {
+        results.push(decide(&state, &me, &context, check).await?);
+    }
+    Ok(Json(BatchCheckResponse { results }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsQuery {
+    /// Tenant id or slug; the session's tenant when absent.
+    tenant: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyPermissions {
+    tenant_id: TenantId,
+    roles: Vec<String>,
+    permissions: Vec<&'static str>,
+}
+
+/// The caller's roles and permissions in a tenant, for showing only what they may use.
+#[utoipa::path(get, path = "/api/v1/me/permissions", tag = "access", params(PermissionsQuery),
+    responses((status = 200, body = MyPermissions), (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn mine(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+    context: RequestContext,
+    ApiQuery(query): ApiQuery<PermissionsQuery>,
+) -> Result<Json<MyPermissions>, Problem> {
+    let tenant = query
+        .tenant
+        .or_else(|| me.tenant.map(|t| t.to_string()))
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemKind::MalformedRequest,
+                "name a tenant with ?tenant= or select one first",
+            )
+        })?;
+    let mfa_used = me.amr.iter().any(|m| m == "mfa");
+    let ctx = state
+        .tenancy
+        .authorize(
+            me.user,
+            context.actor().with_user(me.user),
+            &tenant,
+            "tenant:read",
+            mfa_used,
+        )
+        .await?;
+    Ok(Json(MyPermissions {
+        tenant_id: ctx.scope.tenant(),
+        roles: ctx.roles,
+        permissions: ctx.permissions.keys(),
+    }))
+}

@@ -1,0 +1,516 @@
+//! Roles of a tenant: the built-in ones (defined in `plinth-access`) and custom roles
+//! made of catalog permissions, the role matrix with optimistic concurrency, and the
+//! permission checks that products built on Plinth call.
+
+use std::collections::BTreeMap;
+
+use plinth_access::{CATALOG, PermissionDef, PermissionSet, Scope, TenantRole, is_known};
+use plinth_audit::AuditEntry;
+use plinth_core::{FieldErrors, TenantId, TenantScope, Timestamp, UserId};
+use plinth_store::{Conn, StoreError, Tx, exec, on};
+use serde::{Deserialize, Serialize};
+
+use crate::authorize::{TenantContext, role_list};
+use crate::error::{TenancyError, TenancyResult};
+use crate::service::Tenancy;
+
+/// The roles of one tenant, to turn role keys into permissions.
+#[derive(Debug, Clone, Default)]
+pub struct RoleBook {
+    custom: BTreeMap<String, PermissionSet>,
+}
+
+impl RoleBook {
+    pub async fn load(conn: Conn<'_>, tenant: TenantId) -> TenancyResult<RoleBook> {
+        let rows: Vec<(String, String)> = on!(conn, c => sqlx::query_as(
+            "SELECT key, permissions FROM tenant_roles WHERE tenant_id = $1"
+        ).bind(tenant).fetch_all(c).await)?;
+        Ok(RoleBook {
+            custom: rows
+                .into_iter()
+                .map(|(key, permissions)| (key, PermissionSet::from_keys(permissions.split(','))))
+                .collect(),
+        })
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        TenantRole::parse(key).is_some() || self.custom.contains_key(key)
+    }
+
+    /// The union of what `roles` grant; unknown keys grant nothing.
+    pub fn permissions(&self, roles: &[String]) -> PermissionSet {
+        roles
+            .iter()
+            .fold(PermissionSet::empty(), |set, role| match TenantRole::parse(role) {
+                Some(builtin) => set.union(builtin.permissions()),
+                None => set.union(self.custom.get(role).copied().unwrap_or_default()),
+            })
+    }
+
+    /// Whether any role needs the tenant's custom roles to be read.
+    pub fn needed_for(roles: &[String]) -> bool {
+        roles.iter().any(|r| TenantRole::parse(r).is_none())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoleView {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    /// Built-in roles are defined by Plinth and cannot be changed or deleted.
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoleMatrix {
+    /// Give it back with an update; a stale version is refused with 409.
+    pub version: i64,
+    pub permissions: Vec<PermissionDef>,
+    pub roles: Vec<RoleView>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixUpdate {
+    pub version: i64,
+    /// New permission sets of custom roles, by role key.
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    /// Required on creation: 2–40 characters of a-z, 0-9 and hyphens, not a built-in role.
+    pub key: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub permissions: Option<Vec<String>>,
+}
+
+/// The answer to "may this subject do this here?", with the reason.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+fn builtin_view(role: TenantRole) -> RoleView {
+    let (name, description) = match role {
+        TenantRole::Owner => ("Owner", "Everything, including deleting and exporting the tenant"),
+        TenantRole::Admin => ("Administrator", "Manages members, roles, workspaces and settings"),
+        TenantRole::Member => ("Member", "Works in workspaces and creates new ones"),
+        TenantRole::Viewer => ("Viewer", "Reads the tenant's workspaces and members"),
+    };
+    RoleView {
+        key: role.as_str().to_owned(),
+        name: name.to_owned(),
+        description: description.to_owned(),
+        builtin: true,
+        permissions: role.permission_keys().iter().map(|p| (*p).to_owned()).collect(),
+    }
+}
+
+fn check_permissions(
+    field: &str,
+    permissions: &[String],
+    holder: &PermissionSet,
+    errors: &mut FieldErrors,
+) -> TenancyResult<()> {
+    for (i, permission) in permissions.iter().enumerate() {
+        let tenant_scoped = CATALOG
+            .iter()
+            .any(|p| p.key == permission && p.scope != Scope::Platform);
+        if !is_known(permission) || !tenant_scoped {
+            errors.add(
+                &format!("{field}/{i}"),
+                "unknown_permission",
+                "not a tenant permission of the catalog",
+            );
+        }
+    }
+    if !PermissionSet::from_keys(permissions.iter().map(String::as_str)).is_subset_of(holder) {
+        return Err(TenancyError::Forbidden(
+            "a role cannot grant a permission you do not hold",
+        ));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str, errors: &mut FieldErrors) {
+    let valid = (2..=40).contains(&key.len())
+        && key.as_bytes()[0].is_ascii_lowercase()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        errors.add(
+            "key",
+            "invalid_value",
+            "2 to 40 characters of a-z, 0-9 and hyphens, starting with a letter",
+        );
+    } else if TenantRole::parse(key).is_some() {
+        errors.add("key", "reserved", "this is a built-in role");
+    }
+}
+
+impl Tenancy {
+    /// The scope's tenant's roles.
+    pub async fn role_book(&self, scope: &TenantScope) -> TenancyResult<RoleBook> {
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        RoleBook::load(conn.conn(), scope.tenant()).await
+    }
+
+    pub async fn roles(&self, scope: &TenantScope) -> TenancyResult<Vec<RoleView>> {
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            key: String,
+            name: String,
+            description: String,
+            permissions: String,
+        }
+        let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT key, name, description, permissions FROM tenant_roles WHERE tenant_id = $1 ORDER BY key"
+        ).bind(scope.tenant()).fetch_all(c).await)?;
+        let mut roles: Vec<RoleView> = TenantRole::ALL.into_iter().map(builtin_view).collect();
+        roles.extend(rows.into_iter().map(|r| {
+            RoleView {
+                key: r.key,
+                name: r.name,
+                description: r.description,
+                builtin: false,
+                permissions: r
+                    .permissions
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            }
+        }));
+        Ok(roles)
+    }
+
+    pub async fn role_matrix(&self, scope: &TenantScope) -> TenancyResult<RoleMatrix> {
+        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let version: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT roles_version FROM tenants WHERE id = $1")
+            .bind(scope.tenant()).fetch_one(c).await)?;
+        drop(conn);
+        Ok(RoleMatrix {
+            version,
+            permissions: CATALOG.iter().filter(|p| p.scope != Scope::Platform).copied().collect(),
+            roles: self.roles(scope).await?,
+        })
+    }
+
+    /// Claims the next matrix version, refusing when `seen` is stale. Conditional on the
+    /// version, so of two concurrent edits exactly one wins.
+    async fn next_version(&self, tx: &mut Tx, tenant: TenantId, seen: Option<i64>) -> TenancyResult<()> {
+        let updated = match seen {
+            Some(seen) => exec!(tx.conn(), c => sqlx::query(
+                "UPDATE tenants SET roles_version = roles_version + 1 WHERE id = $1 AND roles_version = $2"
+            ).bind(tenant).bind(seen).execute(c).await)?,
+            None => {
+                exec!(tx.conn(), c => sqlx::query("UPDATE tenants SET roles_version = roles_version + 1 WHERE id = $1")
+                .bind(tenant).execute(c).await)?
+            }
+        };
+        if updated == 0 {
+            return Err(TenancyError::Conflict(
+                "the roles changed since you read them; reload and try again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Users holding `role` re-check their tokens' permissions.
+    async fn bump_holders(&self, tx: &mut Tx, tenant: TenantId, role: &str) -> TenancyResult<()> {
+        exec!(tx.conn(), c => sqlx::query(
+            "UPDATE users SET authz_version = authz_version + 1
+             WHERE id IN (SELECT user_id FROM memberships WHERE tenant_id = $1 AND (',' || roles || ',') LIKE $2)"
+        ).bind(tenant).bind(format!("%,{role},%")).execute(c).await)?;
+        Ok(())
+    }
+
+    pub async fn create_role(&self, ctx: &TenantContext, input: RoleInput) -> TenancyResult<RoleView> {
+        let scope = &ctx.scope;
+        let mut errors = FieldErrors::new();
+        let key = input.key.clone().unwrap_or_default();
+        check_key(&key, &mut errors);
+        let name = input.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            errors.add("name", "invalid_value", "use 1 to 100 characters");
+        }
+        let description = input
+            .description
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        if description.chars().count() > 500 {
+            errors.add("description", "too_long", "at most 500 characters");
+        }
+        let permissions = input.permissions.clone().unwrap_or_default();
+        check_permissions("/permissions", &permissions, &ctx.permissions, &mut errors)?;
+        errors.finish()?;
+        let now = Timestamp::now();
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let inserted = exec!(tx.conn(), c => sqlx::query(
+            "INSERT INTO tenant_roles (tenant_id, key, name, description, permissions, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+        ).bind(scope.tenant()).bind(&key).bind(&name).bind(&description).bind(permissions.join(",")).bind(now).execute(c).await)
+        .map_err(StoreError::from);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.is_unique_violation() => {
+                return Err(TenancyError::Validation(FieldErrors::single(
+                    "key",
+                    "taken",
+                    "this tenant has a role with this key",
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.next_version(&mut tx, scope.tenant(), None).await?;
+        plinth_audit::append(
+            &mut tx,
+            scope.actor(),
+            AuditEntry::new("role.create")
+                .tenant(scope.tenant())
+                .target("role", &key)
+                .changes(serde_json::json!({"permissions": permissions})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RoleView {
+            key,
+            name,
+            description,
+            builtin: false,
+            permissions,
+        })
+    }
+
+    pub async fn update_role(&self, ctx: &TenantContext, key: &str, input: RoleInput) -> TenancyResult<RoleView> {
+        let scope = &ctx.scope;
+        if TenantRole::parse(key).is_some() {
+            return Err(TenancyError::Forbidden(
+                "built-in roles cannot be changed; create a custom role instead",
+            ));
+        }
+        let mut errors = FieldErrors::new();
+        if input.key.is_some() {
+            errors.add("key", "immutable", "a role's key cannot change");
+        }
+        if let Some(permissions) = &input.permissions {
+            check_permissions("/permissions", permissions, &ctx.permissions, &mut errors)?;
+        }
+        errors.finish()?;
+        let current = self
+            .roles(scope)
+            .await?
+            .into_iter()
+            .find(|r| r.key == key)
+            .ok_or(TenancyError::NotFound)?;
+        // Changing a role that grants more than you hold would let you shape it.
+        if !PermissionSet::from_keys(current.permissions.iter().map(String::as_str)).is_subset_of(&ctx.permissions) {
+            return Err(TenancyError::Forbidden(
+                "you cannot change a role that grants more than you hold",
+            ));
+        }
+        let name = input
+            .name
+            .as_deref()
+            .map_or(current.name.clone(), |n| n.trim().to_owned());
+        let description = input
+            .description
+            .as_deref()
+            .map_or(current.description.clone(), |d| d.trim().to_owned());
+        let permissions = input.permissions.clone().unwrap_or_else(|| current.permissions.clone());
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        exec!(tx.conn(), c => sqlx::query(
+            "UPDATE tenant_roles SET name = $1, description = $2, permissions = $3, updated_at = $4 WHERE tenant_id = $5 AND key = $6"
+        ).bind(&name).bind(&description).bind(permissions.join(",")).bind(Timestamp::now()).bind(scope.tenant()).bind(key)
+        .execute(c).await)?;
+        self.next_version(&mut tx, scope.tenant(), None).await?;
+        self.bump_holders(&mut tx, scope.tenant(), key).await?;
+        plinth_audit::append(
+            &mut tx,
+            scope.actor(),
+            AuditEntry::new("role.update")
+                .tenant(scope.tenant())
+                .target("role", key)
+                .changes(serde_json::json!({"permissions": {"before": current.permissions, "after": permissions}})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RoleView {
+            key: key.to_owned(),
+            name,
+            description,
+            builtin: false,
+            permissions,
+        })
+    }
+
+    pub async fn delete_role(&self, ctx: &TenantContext, key: &str) -> TenancyResult<()> {
+        let scope = &ctx.scope;
+        if TenantRole::parse(key).is_some() {
+            return Err(TenancyError::Forbidden("built-in roles cannot be deleted"));
+        }
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let holders: i64 = on!(tx.conn(), c => sqlx::query_scalar(
+            "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND (',' || roles || ',') LIKE $2"
+        ).bind(scope.tenant()).bind(format!("%,{key},%")).fetch_one(c).await)?;
+        if holders > 0 {
+            return Err(TenancyError::Conflict(
+                "members still hold this role; change their roles first",
+            ));
+        }
+        let removed = exec!(tx.conn(), c => sqlx::query("DELETE FROM tenant_roles WHERE tenant_id = $1 AND key = $2")
+            .bind(scope.tenant()).bind(key).execute(c).await)?;
+        if removed == 0 {
+            return Err(TenancyError::NotFound);
+        }
+        self.next_version(&mut tx, scope.tenant(), None).await?;
+        plinth_audit::append(
+            &mut tx,
+            scope.actor(),
+            AuditEntry::new("role.delete")
+                .tenant(scope.tenant())
+                .target("role", key),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the permission sets of custom roles in one request, if nobody changed the
+    /// roles since `update.version`.
+    pub async fn update_matrix(&self, ctx: &TenantContext, update: MatrixUpdate) -> TenancyResult<RoleMatrix> {
+        let scope = &ctx.scope;
+        let mut errors = FieldErrors::new();
+        for (key, permissions) in &update.roles {
+            if TenantRole::parse(key).is_some() {
+                errors.add(&format!("/roles/{key}"), "builtin", "built-in roles cannot be changed");
+                continue;
+            }
+            check_permissions(&format!("/roles/{key}"), permissions, &ctx.permissions, &mut errors)?;
+        }
+        errors.finish()?;
+        let current: BTreeMap<String, Vec<String>> = self
+            .roles(scope)
+            .await?
+            .into_iter()
+            .filter(|r| !r.builtin)
+            .map(|r| (r.key, r.permissions))
+            .collect();
+        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        self.next_version(&mut tx, scope.tenant(), Some(update.version)).await?;
+        let mut changes = serde_json::Map::new();
+        for (key, permissions) in &update.roles {
+            let before = current.get(key).ok_or_else(|| {
+                TenancyError::Validation(FieldErrors::single(
+                    &format!("/roles/{key}"),
+                    "unknown_role",
+                    "no custom role with this key",
+                ))
+            })?;
+            if !PermissionSet::from_keys(before.iter().map(String::as_str)).is_subset_of(&ctx.permissions) {
+                return Err(TenancyError::Forbidden(
+                    "you cannot change a role that grants more than you hold",
+                ));
+            }
+            exec!(tx.conn(), c => sqlx::query(
+                "UPDATE tenant_roles SET permissions = $1, updated_at = $2 WHERE tenant_id = $3 AND key = $4"
+            ).bind(permissions.join(",")).bind(Timestamp::now()).bind(scope.tenant()).bind(key).execute(c).await)?;
+            self.bump_holders(&mut tx, scope.tenant(), key).await?;
+            changes.insert(key.clone(), serde_json::json!({"before": before, "after": permissions}));
+        }
+        plinth_audit::append(
+            &mut tx,
+            scope.actor(),
+            AuditEntry::new("role.matrix.update")
+                .tenant(scope.tenant())
+                .target("tenant", scope.tenant())
+                .changes(serde_json::Value::Object(changes)),
+        )
+        .await?;
+        tx.commit().await?;
+        self.role_matrix(scope).await
+    }
+
+    /// Whether `subject` may do `permission` in `tenant`, and why: the check behind
+    /// `POST /api/v1/authz/check`. Never an error for a "no": the reason says which.
+    pub async fn check(&self, subject: UserId, tenant: &str, permission: &str) -> TenancyResult<Decision> {
+        if !is_known(permission) {
+            return Ok(Decision {
+                allowed: false,
+                reason: format!("{permission} is not a permission of the catalog"),
+            });
+        }
+        let by_id = tenant.parse::<uuid::Uuid>().ok();
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: TenantId,
+            status: String,
+            roles: Option<String>,
+            membership_status: Option<String>,
+        }
+        let mut conn = self.db.read().await?;
+        let row: Option<Row> = match by_id {
+            Some(id) => on!(conn.conn(), c => sqlx::query_as(
+                "SELECT t.id, t.status, m.roles, m.status AS membership_status FROM tenants t
+                 LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.id = $1"
+            ).bind(TenantId(id)).bind(subject).fetch_optional(c).await)?,
+            None => on!(conn.conn(), c => sqlx::query_as(
+                "SELECT t.id, t.status, m.roles, m.status AS membership_status FROM tenants t
+                 LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.slug = $1"
+            ).bind(tenant).bind(subject).fetch_optional(c).await)?,
+        };
+        let deny = |reason: &str| {
+            Ok(Decision {
+                allowed: false,
+                reason: reason.to_owned(),
+            })
+        };
+        let Some(row) = row else { return deny("no such tenant") };
+        let Some(roles) = row
+            .roles
+            .as_deref()
+            .filter(|_| row.membership_status.as_deref() == Some("active"))
+        else {
+            return deny("the subject is not an active member of the tenant");
+        };
+        match row.status.as_str() {
+            "active" | "trial" => {}
+            "expired" if permission.ends_with(":read") && role_list(roles).iter().any(|r| r == "owner") => {}
+            other => {
+                return Ok(Decision {
+                    allowed: false,
+                    reason: format!("the tenant is {other}"),
+                });
+            }
+        }
+        let roles = role_list(roles);
+        let book = if RoleBook::needed_for(&roles) {
+            RoleBook::load(conn.conn(), row.id).await?
+        } else {
+            RoleBook::default()
+        };
+        let granting: Vec<&String> = roles
+            .iter()
+            .filter(|r| book.permissions(std::slice::from_ref(*r)).contains(permission))
+            .collect();
+        Ok(match granting.first() {
+            Some(role) => Decision {
+                allowed: true,
+                reason: format!("granted by the role {role}"),
+            },
+            None => Decision {
+                allowed: false,
+                reason: format!("no role of the subject ({}) grants {permission}", roles.join(", ")),
+            },
+        })
+    }
+}
