@@ -81,6 +81,8 @@ def run(backend, database_url):
     for i in range(USERS):
         subprocess.run([BIN, "admin", "create-superadmin", "--email", f"bench{i}@example.com", "--password-stdin"],
                        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True)
+    # The demo's tenants, members and owners serve the tenant-scoped scenarios.
+    subprocess.run([BIN, "demo"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([BIN, "serve", "--bind", f"127.0.0.1:{port}"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -106,6 +108,11 @@ def run(backend, database_url):
         scenario("token refresh (rotating)", "/api/v1/auth/refresh", "refresh.lua", {"BENCH_REFRESH_TOKENS": refresh_tokens})
         scenario("introspection", "/api/v1/auth/introspect", "introspect.lua", {"BENCH_TOKEN": access})
         scenario("authenticated GET /api/v1/me", "/api/v1/me", "bearer.lua", {"BENCH_TOKEN": access})
+        owner = call(base, "POST", "/api/v1/auth/login", {"email": "olivia@acme.example", "password": "plinth demo password"})["access_token"]
+        check = json.dumps({"action": "members:invite", "resource": {"tenant": "acme"}})
+        scenario("authz check API", "/api/v1/authz/check", "post_json.lua", {"BENCH_TOKEN": owner, "BENCH_BODY": check})
+        scenario("tenant member list (limit 20)", "/api/v1/tenants/acme/members?limit=20", "bearer.lua", {"BENCH_TOKEN": owner})
+        scenario("write: create workspace", "/api/v1/tenants/acme/workspaces", "workspace.lua", {"BENCH_TOKEN": owner})
         baseline = results[0]["rps"]
         for r in results:
             r["ratio_to_baseline"] = round(r["rps"] / baseline, 3) if baseline else 0.0
