@@ -91,7 +91,7 @@ pub(crate) fn actor_of(client: &ClientInfo, user: Option<UserId>) -> Actor {
 }
 
 impl Identity {
-    fn check_limit(&self, flow: Flow, client: &ClientInfo, account: Option<&str>) -> IdentityResult<()> {
+    pub(crate) fn check_limit(&self, flow: Flow, client: &ClientInfo, account: Option<&str>) -> IdentityResult<()> {
         self.inner
             .limits
             .check(flow, client.ip.as_deref(), account)
@@ -495,7 +495,7 @@ impl Identity {
             portal: claims.portal,
             email_verified: state.email_verified_at.is_some(),
             platform_admin: state.platform_roles > 0,
-            mfa_enrolled: state.totp_enrolled > 0,
+            mfa_enrolled: state.second_factors > 0,
             authz_version: state.authz_version,
             api_key: None,
         })

@@ -19,6 +19,13 @@ pub enum IdentityError {
     InvalidCredentials,
     #[error("the verification code is wrong or was already used")]
     InvalidCode,
+    /// A WebAuthn answer that does not verify (wrong challenge, origin, signature, …).
+    #[error("the passkey was not accepted: {0}")]
+    PasskeyRejected(String),
+    #[error(
+        "passkeys need the server's public_url to name a host (e.g. https://auth.example.com, or http://localhost:8080 on this machine)"
+    )]
+    PasskeysUnavailable,
     #[error("authentication required: {0}")]
     Unauthenticated(&'static str),
     #[error("{0}")]

@@ -55,16 +55,20 @@ fn unix_now() -> u64 {
 
 /// The second factors `user` can use now.
 pub(crate) async fn methods(conn: Conn<'_>, user: UserId) -> IdentityResult<Vec<&'static str>> {
-    let (totp, codes): (i64, i64) = on!(conn, c => sqlx::query_as(
+    let (totp, passkeys, codes): (i64, i64, i64) = on!(conn, c => sqlx::query_as(
         "SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL),
+                (SELECT count(*) FROM passkeys WHERE user_id = $1),
                 (SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)"
     ).bind(user).fetch_one(c).await)?;
     let mut methods = Vec::new();
     if totp > 0 {
         methods.push("totp");
-        if codes > 0 {
-            methods.push("recovery_code");
-        }
+    }
+    if passkeys > 0 {
+        methods.push("passkey");
+    }
+    if !methods.is_empty() && codes > 0 {
+        methods.push("recovery_code");
     }
     Ok(methods)
 }
@@ -132,7 +136,19 @@ pub struct TotpEnrolment {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MfaStatus {
     pub totp: bool,
+    pub passkeys: i64,
     pub recovery_codes_remaining: i64,
+}
+
+/// Removes the recovery codes of a user left without a second factor: they would
+/// otherwise be a second factor on their own once one is enrolled again.
+pub(crate) async fn drop_recovery_codes_without_factor(tx: &mut Tx, user: UserId) -> IdentityResult<()> {
+    exec!(tx.conn(), c => sqlx::query(
+        "DELETE FROM recovery_codes WHERE user_id = $1
+           AND NOT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL)
+           AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)"
+    ).bind(user).execute(c).await)?;
+    Ok(())
 }
 
 /// Proof of the user's presence for a sensitive change: a current code or the password.
@@ -161,7 +177,7 @@ fn recovery_codes() -> IdentityResult<Vec<String>> {
     Ok(codes)
 }
 
-async fn store_recovery_codes(tx: &mut Tx, user: UserId) -> IdentityResult<Vec<String>> {
+pub(crate) async fn store_recovery_codes(tx: &mut Tx, user: UserId) -> IdentityResult<Vec<String>> {
     exec!(tx.conn(), c => sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user).execute(c).await)?;
     let codes = recovery_codes()?;
     let now = Timestamp::now();
@@ -176,12 +192,14 @@ async fn store_recovery_codes(tx: &mut Tx, user: UserId) -> IdentityResult<Vec<S
 impl Identity {
     pub async fn mfa_status(&self, principal: &Principal) -> IdentityResult<MfaStatus> {
         let mut conn = self.inner.db.read().await?;
-        let (totp, remaining): (i64, i64) = on!(conn.conn(), c => sqlx::query_as(
+        let (totp, passkeys, remaining): (i64, i64, i64) = on!(conn.conn(), c => sqlx::query_as(
             "SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL),
+                    (SELECT count(*) FROM passkeys WHERE user_id = $1),
                     (SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)"
         ).bind(principal.user).fetch_one(c).await)?;
         Ok(MfaStatus {
             totp: totp > 0,
+            passkeys,
             recovery_codes_remaining: remaining,
         })
     }
@@ -283,8 +301,7 @@ impl Identity {
         if removed == 0 {
             return Err(IdentityError::NotFound);
         }
-        exec!(tx.conn(), c => sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(principal.user).execute(c).await)?;
+        drop_recovery_codes_without_factor(&mut tx, principal.user).await?;
         self.record_mfa_change(
             &mut tx,
             principal,
@@ -322,7 +339,7 @@ impl Identity {
         Ok(codes)
     }
 
-    async fn record_mfa_change(
+    pub(crate) async fn record_mfa_change(
         &self,
         tx: &mut Tx,
         principal: &Principal,

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub session_cache: moka::sync::Cache<SessionId, Arc<SessionState>>,
     /// When each API key's last use was recorded by this server.
     pub key_cache: moka::sync::Cache<String, std::time::Instant>,
+    /// The WebAuthn relying party; `None` when the public URL cannot have passkeys.
+    pub webauthn: Option<webauthn_rs::prelude::Webauthn>,
 }
 
 #[derive(Clone)]
@@ -120,6 +122,7 @@ impl Identity {
                     .max_capacity(100_000)
                     .time_to_live(StdDuration::from_secs(120))
                     .build(),
+                webauthn: crate::passkeys::relying_party(&config.base_url),
                 db,
                 config,
                 hasher,

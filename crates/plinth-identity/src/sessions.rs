@@ -64,7 +64,8 @@ pub struct SessionState {
     pub email_verified_at: Option<Timestamp>,
     pub authz_version: i64,
     pub platform_roles: i64,
-    pub totp_enrolled: i64,
+    /// Confirmed TOTP apps plus passkeys.
+    pub second_factors: i64,
 }
 
 impl SessionState {
@@ -265,7 +266,8 @@ impl Sessions {
             "SELECT s.user_id, s.revoked_at, s.expires_at, u.status, u.email_verified_at,
                     u.authz_version,
                     (SELECT count(*) FROM platform_role_assignments a WHERE a.user_id = u.id) AS platform_roles,
-                    (SELECT count(*) FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp_enrolled
+                    (SELECT count(*) FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
+                    + (SELECT count(*) FROM passkeys p WHERE p.user_id = u.id) AS second_factors
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
         ).bind(session).fetch_optional(c).await)?)
     }

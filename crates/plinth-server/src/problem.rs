@@ -52,6 +52,7 @@ problem_kinds! {
     InvalidToken => ("invalid-token", BAD_REQUEST, "The link or token is invalid, expired or already used"),
     InvalidCredentials => ("invalid-credentials", UNAUTHORIZED, "Wrong e-mail address or password"),
     InvalidCode => ("invalid-code", BAD_REQUEST, "The verification code is wrong or was already used"),
+    PasskeyRejected => ("passkey-rejected", BAD_REQUEST, "The passkey's answer was not accepted"),
     Unauthenticated => ("unauthenticated", UNAUTHORIZED, "Authentication is required"),
     Forbidden => ("forbidden", FORBIDDEN, "You are not allowed to do this"),
     TenantSuspended => ("tenant-suspended", FORBIDDEN, "The tenant is suspended"),
@@ -84,6 +85,7 @@ impl ProblemKind {
                         ProblemKind::InvalidToken
                             | ProblemKind::InvalidCredentials
                             | ProblemKind::InvalidCode
+                            | ProblemKind::PasskeyRejected
                     )
             })
             .unwrap_or(if status.is_server_error() {
@@ -227,6 +229,12 @@ impl From<IdentityError> for Problem {
                 Problem::new(ProblemKind::InvalidCredentials, e.to_string())
             }
             IdentityError::InvalidCode => Problem::new(ProblemKind::InvalidCode, e.to_string()),
+            IdentityError::PasskeyRejected(reason) => {
+                Problem::new(ProblemKind::PasskeyRejected, reason)
+            }
+            IdentityError::PasskeysUnavailable => {
+                Problem::new(ProblemKind::Conflict, e.to_string())
+            }
             IdentityError::Unauthenticated(reason) => Problem::unauthenticated(reason),
             IdentityError::Forbidden(reason) => Problem::new(ProblemKind::Forbidden, reason),
             IdentityError::NotFound => Problem::not_found(),

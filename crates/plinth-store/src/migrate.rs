@@ -46,6 +46,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_tenancy", postgres = "0003_tenancy"),
     migration!(4, "0004_portals_flags", postgres = "0004_portals_flags"),
     migration!(5, "0005_access", postgres = "0005_access"),
+    migration!(6, "0006_passkeys"),
 ];
 
 impl Migration {

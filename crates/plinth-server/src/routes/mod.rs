@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod me;
 pub mod members;
 pub mod openapi;
+pub mod passkeys;
 pub mod platform;
 pub mod portals;
 pub mod setup;
@@ -46,6 +47,10 @@ pub fn register(routes: Routes) -> Routes {
         // Sign-in and tokens
         .api(Public, routes!(auth::credentials::login))
         .api(Public, routes!(auth::credentials::mfa))
+        .api(Public, routes!(passkeys::begin_second_factor))
+        .api(Public, routes!(passkeys::finish_second_factor))
+        .api(Public, routes!(passkeys::begin_sign_in))
+        .api(Public, routes!(passkeys::finish_sign_in))
         .api(Public, routes!(auth::credentials::refresh))
         .api(Account, routes!(auth::credentials::logout))
         .api(Account, routes!(auth::credentials::logout_all))
@@ -66,6 +71,10 @@ pub fn register(routes: Routes) -> Routes {
         .api(Account, routes!(me::confirm_totp))
         .api(Account, routes!(me::disable_totp))
         .api(Account, routes!(me::regenerate_recovery_codes))
+        .api(Account, routes!(passkeys::list))
+        .api(Account, routes!(passkeys::begin_registration))
+        .api(Account, routes!(passkeys::finish_registration))
+        .api(Account, routes!(passkeys::rename, passkeys::remove))
         .api(User, routes!(api_keys::create))
         .api(Account, routes!(api_keys::list))
         .api(Account, routes!(api_keys::revoke))

@@ -16,6 +16,7 @@ mod malformed_input;
 mod mfa;
 mod middleware;
 mod openapi;
+mod passkeys;
 mod portals;
 mod routes;
 mod setup;

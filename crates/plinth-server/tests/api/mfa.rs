@@ -176,7 +176,7 @@ async fn recovery_codes_work_once(db: TestDatabase) {
         .json()
         .await
         .unwrap();
-    assert_eq!(status, json!({"totp": true, "recovery_codes_remaining": 9}));
+    assert_eq!(status, json!({"totp": true, "passkeys": 0, "recovery_codes_remaining": 9}));
     app.stop().await;
 }
 
@@ -214,7 +214,7 @@ async fn disabling_totp_needs_a_current_code_or_the_password(db: TestDatabase) {
         .unwrap();
     assert_eq!(
         status,
-        json!({"totp": false, "recovery_codes_remaining": 0})
+        json!({"totp": false, "passkeys": 0, "recovery_codes_remaining": 0})
     );
     app.login("d@example.com", PASSWORD).await;
     app.stop().await;
