@@ -212,6 +212,10 @@ settings! {
     access_token_ttl_secs: u64 = "600", env "PLINTH_ACCESS_TOKEN_TTL_SECS";
     /// Sliding lifetime of refresh tokens in days.
     refresh_token_ttl_days: u64 = "30", env "PLINTH_REFRESH_TOKEN_TTL_DAYS";
+    /// Longest life of a console (cookie) session in hours, however active it is.
+    console_session_hours: u64 = "12", env "PLINTH_CONSOLE_SESSION_HOURS";
+    /// Minutes without a request after which a console session ends.
+    console_idle_minutes: u64 = "60", env "PLINTH_CONSOLE_IDLE_MINUTES";
     /// Consecutive failed sign-ins that lock an account (for 1 min, doubling per further failure, at most 1 h).
     lockout_threshold: u32 = "5", env "PLINTH_LOCKOUT_THRESHOLD";
     /// Sign-in attempts per 15 minutes, per client address and per account.

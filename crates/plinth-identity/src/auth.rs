@@ -44,9 +44,60 @@ pub struct MfaChallenge {
     pub expires_in: i64,
 }
 
-pub enum LoginOutcome {
-    Tokens(TokenPair),
+pub enum LoginOutcome<C = TokenPair> {
+    SignedIn(C),
     MfaRequired(MfaChallenge),
+}
+
+/// What a completed sign-in hands the client: a token pair for API clients, a cookie
+/// secret for the consoles. Each creates its own kind of session.
+pub trait SignInCredential: Sized + Send {
+    const KIND: SessionKind;
+
+    fn issue(
+        identity: &Identity,
+        tx: &mut Tx,
+        user: &User,
+        amr: &[String],
+        client: &ClientInfo,
+    ) -> impl Future<Output = IdentityResult<(SessionId, Self)>> + Send;
+}
+
+impl SignInCredential for TokenPair {
+    const KIND: SessionKind = SessionKind::Token;
+
+    async fn issue(
+        identity: &Identity,
+        tx: &mut Tx,
+        user: &User,
+        amr: &[String],
+        client: &ClientInfo,
+    ) -> IdentityResult<(SessionId, Self)> {
+        let config = &identity.inner.config;
+        let session = Sessions::create(
+            tx,
+            NewSession {
+                user: user.id,
+                kind: SessionKind::Token,
+                amr,
+                client,
+                lifetime: config.refresh_token_ttl,
+                secret_hash: None,
+            },
+        )
+        .await?;
+        let refresh = Sessions::issue_refresh_token(tx, session, config.refresh_token_ttl).await?;
+        let access_token = identity.access_token(user, session, amr.to_vec(), None, None)?;
+        Ok((
+            session,
+            TokenPair {
+                access_token,
+                token_type: "Bearer",
+                expires_in: config.access_token_ttl.whole_seconds(),
+                refresh_token: refresh.expose().to_owned(),
+            },
+        ))
+    }
 }
 
 /// RFC 7662 introspection response.
@@ -100,12 +151,12 @@ impl Identity {
 
     /// Password sign-in. Every failure looks the same to the caller and costs the same
     /// time, whether the account exists, is disabled, locked, or the password is wrong.
-    pub async fn login(
+    pub async fn login<C: SignInCredential>(
         &self,
         email: &str,
         password: SecretString,
         client: &ClientInfo,
-    ) -> IdentityResult<LoginOutcome> {
+    ) -> IdentityResult<LoginOutcome<C>> {
         let email = Email::parse(email).ok();
         self.check_limit(Flow::Login, client, email.as_ref().map(Email::normalized))?;
         let found: Option<Credentials> = match &email {
@@ -211,12 +262,12 @@ impl Identity {
         Ok(())
     }
 
-    async fn password_accepted(
+    async fn password_accepted<C: SignInCredential>(
         &self,
         client: &ClientInfo,
         user_id: UserId,
         rehash: Option<String>,
-    ) -> IdentityResult<LoginOutcome> {
+    ) -> IdentityResult<LoginOutcome<C>> {
         let mut tx = self.inner.db.begin().await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE users SET failed_logins = 0, locked_until = NULL,
@@ -249,22 +300,22 @@ impl Identity {
                 expires_in: MFA_CHALLENGE_TTL.whole_seconds(),
             }));
         }
-        let pair = self
+        let credential = self
             .complete_sign_in(&mut tx, user_id, vec!["pwd".into()], client)
             .await?;
         tx.commit().await?;
-        Ok(LoginOutcome::Tokens(pair))
+        Ok(LoginOutcome::SignedIn(credential))
     }
 
     /// Creates the session and its tokens, records the sign-in, and alerts the owner
     /// when the device or address is new. Inside the caller's transaction.
-    pub(crate) async fn complete_sign_in(
+    pub(crate) async fn complete_sign_in<C: SignInCredential>(
         &self,
         tx: &mut Tx,
         user_id: UserId,
         amr: Vec<String>,
         client: &ClientInfo,
-    ) -> IdentityResult<TokenPair> {
+    ) -> IdentityResult<C> {
         let config = &self.inner.config;
         let user = Users::find(tx.conn(), user_id)
             .await?
@@ -272,19 +323,7 @@ impl Identity {
         let seen_before = Sessions::seen_before(tx.conn(), user_id, client).await?;
         let had_sessions: i64 = on!(tx.conn(), c => sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id = $1")
             .bind(user_id).fetch_one(c).await)?;
-        let session = Sessions::create(
-            tx,
-            NewSession {
-                user: user_id,
-                kind: SessionKind::Token,
-                amr: &amr,
-                client,
-                lifetime: config.refresh_token_ttl,
-                secret_hash: None,
-            },
-        )
-        .await?;
-        let refresh = Sessions::issue_refresh_token(tx, session, config.refresh_token_ttl).await?;
+        let (session, credential) = C::issue(self, tx, &user, &amr, client).await?;
         let now = Timestamp::now();
         exec!(tx.conn(), c => sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(now).bind(user_id).execute(c).await)?;
@@ -293,7 +332,7 @@ impl Identity {
             &actor_of(client, Some(user_id)),
             AuditEntry::new("auth.login")
                 .target("session", session)
-                .changes(serde_json::json!({"amr": amr})),
+                .changes(serde_json::json!({"amr": amr, "kind": C::KIND.as_str()})),
         )
         .await?;
         if !seen_before && had_sessions > 0 {
@@ -307,16 +346,10 @@ impl Identity {
             .render(&config.base_url)?;
             mail::enqueue(tx, &user.email, &email).await?;
         }
-        let access_token = self.access_token(&user, session, amr, None, None)?;
-        Ok(TokenPair {
-            access_token,
-            token_type: "Bearer",
-            expires_in: config.access_token_ttl.whole_seconds(),
-            refresh_token: refresh.expose().to_owned(),
-        })
+        Ok(credential)
     }
 
-    fn access_token(
+    pub(crate) fn access_token(
         &self,
         user: &User,
         session: SessionId,
@@ -342,7 +375,12 @@ impl Identity {
     }
 
     /// The second step of a sign-in: a TOTP code or a recovery code.
-    pub async fn verify_mfa(&self, mfa_token: &str, code: &str, client: &ClientInfo) -> IdentityResult<TokenPair> {
+    pub async fn verify_mfa<C: SignInCredential>(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> IdentityResult<C> {
         let user_id = {
             let mut conn = self.inner.db.read().await?;
             let user: Option<Option<UserId>> = on!(conn.conn(), c => sqlx::query_scalar(
@@ -369,9 +407,9 @@ impl Identity {
         // Consumed only now, so a mistyped code does not cost the user the challenge.
         OneTimeTokens::consume(&mut tx, OneTimePurpose::MfaChallenge, mfa_token).await?;
         let amr = vec!["pwd".to_owned(), method.amr().to_owned(), "mfa".to_owned()];
-        let pair = self.complete_sign_in(&mut tx, user_id, amr, client).await?;
+        let credential = self.complete_sign_in(&mut tx, user_id, amr, client).await?;
         tx.commit().await?;
-        Ok(pair)
+        Ok(credential)
     }
 
     /// Exchanges a refresh token for a new pair. A token presented twice revokes its
@@ -456,7 +494,7 @@ impl Identity {
         Ok(revoked.len())
     }
 
-    async fn session_state(&self, session: SessionId) -> IdentityResult<Option<Arc<SessionState>>> {
+    pub(crate) async fn session_state(&self, session: SessionId) -> IdentityResult<Option<Arc<SessionState>>> {
         if let Some(state) = self.inner.session_cache.get(&session) {
             return Ok(Some(state));
         }
@@ -487,18 +525,7 @@ impl Identity {
             .await?
             .filter(|s| s.user_id == claims.sub && s.is_usable(now))
             .ok_or(IdentityError::Unauthenticated("the session has ended"))?;
-        Ok(Principal {
-            user: claims.sub,
-            session: claims.sid,
-            amr: claims.amr,
-            tenant: claims.tenant,
-            portal: claims.portal,
-            email_verified: state.email_verified_at.is_some(),
-            platform_admin: state.platform_roles > 0,
-            mfa_enrolled: state.second_factors > 0,
-            authz_version: state.authz_version,
-            api_key: None,
-        })
+        Ok(state.principal(claims.sid, claims.amr, claims.tenant, claims.portal))
     }
 
     /// RFC 7662: whether a token (access or refresh) is active, and its claims.

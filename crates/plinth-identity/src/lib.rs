@@ -4,6 +4,7 @@
 mod account;
 mod api_keys;
 mod auth;
+mod browser;
 pub mod cleanup;
 pub mod crypto;
 mod email;
@@ -22,7 +23,8 @@ mod setup;
 mod users;
 
 pub use api_keys::{ApiKeyGrant, ApiKeyView, CreatedApiKey, NewApiKey};
-pub use auth::{Introspection, LoginOutcome, MfaChallenge, TokenPair};
+pub use auth::{Introspection, LoginOutcome, MfaChallenge, SignInCredential, TokenPair};
+pub use browser::{BrowserSession, csrf_matches, csrf_token};
 pub use crypto::{KeyRing, MasterKey};
 pub use email::Email;
 pub use error::{IdentityError, IdentityResult};

@@ -20,7 +20,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
 
-use crate::auth::{TokenPair, actor_of};
+use crate::auth::{SignInCredential, actor_of};
 use crate::error::{IdentityError, IdentityResult};
 use crate::limits::Flow;
 use crate::mfa;
@@ -363,13 +363,13 @@ impl Identity {
         challenge(id, &options)
     }
 
-    pub async fn finish_passkey_second_factor(
+    pub async fn finish_passkey_second_factor<C: SignInCredential>(
         &self,
         mfa_token: &str,
         challenge_id: Uuid,
         credential: &PublicKeyCredential,
         client: &ClientInfo,
-    ) -> IdentityResult<TokenPair> {
+    ) -> IdentityResult<C> {
         let webauthn = self.webauthn()?;
         let user = self.mfa_challenge_user(mfa_token).await?;
         self.check_limit(Flow::Mfa, client, Some(&user.to_string()))?;
@@ -383,9 +383,9 @@ impl Identity {
         self.note_passkey_use(&mut tx, user, &result).await?;
         OneTimeTokens::consume(&mut tx, OneTimePurpose::MfaChallenge, mfa_token).await?;
         let amr = vec!["pwd".to_owned(), "hwk".to_owned(), "mfa".to_owned()];
-        let pair = self.complete_sign_in(&mut tx, user, amr, client).await?;
+        let signed_in = self.complete_sign_in(&mut tx, user, amr, client).await?;
         tx.commit().await?;
-        Ok(pair)
+        Ok(signed_in)
     }
 
     /// Starts a passwordless sign-in: the authenticator picks the account.
@@ -404,12 +404,12 @@ impl Identity {
 
     /// Finishes a passwordless sign-in. A verified passkey is two factors at once
     /// (the device and its PIN or biometric), so no further step follows.
-    pub async fn finish_passkey_sign_in(
+    pub async fn finish_passkey_sign_in<C: SignInCredential>(
         &self,
         challenge_id: Uuid,
         credential: &PublicKeyCredential,
         client: &ClientInfo,
-    ) -> IdentityResult<TokenPair> {
+    ) -> IdentityResult<C> {
         let webauthn = self.webauthn()?;
         let mut tx = self.inner.db.begin().await?;
         let state: DiscoverableAuthentication = take_ceremony(&mut tx, challenge_id, Ceremony::SignIn, None).await?;
@@ -443,9 +443,9 @@ impl Identity {
         }
         self.note_passkey_use(&mut tx, stored.user, &result).await?;
         let amr = vec!["hwk".to_owned(), "mfa".to_owned()];
-        let pair = self.complete_sign_in(&mut tx, stored.user, amr, client).await?;
+        let signed_in = self.complete_sign_in(&mut tx, stored.user, amr, client).await?;
         tx.commit().await?;
-        Ok(pair)
+        Ok(signed_in)
     }
 
     /// Stores the new signature counter and backup state, and when the passkey was used.

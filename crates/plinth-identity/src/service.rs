@@ -20,6 +20,10 @@ pub struct IdentityConfig {
     pub base_url: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// Absolute lifetime of a console session.
+    pub browser_session_ttl: Duration,
+    /// A console session unused this long has ended.
+    pub browser_idle_timeout: Duration,
     pub signup_enabled: bool,
     pub require_admin_mfa: bool,
     pub lockout_threshold: u32,
@@ -32,6 +36,8 @@ impl IdentityConfig {
             base_url,
             access_token_ttl: Duration::seconds(i64::try_from(config.access_token_ttl_secs).unwrap_or(600)),
             refresh_token_ttl: Duration::days(i64::try_from(config.refresh_token_ttl_days).unwrap_or(30)),
+            browser_session_ttl: Duration::hours(i64::try_from(config.console_session_hours).unwrap_or(12)),
+            browser_idle_timeout: Duration::minutes(i64::try_from(config.console_idle_minutes).unwrap_or(60)),
             signup_enabled: config.signup_enabled,
             require_admin_mfa: config.require_admin_mfa,
             lockout_threshold: config.lockout_threshold,

@@ -24,12 +24,15 @@ pub struct ClientInfo {
 pub enum SessionKind {
     /// An access and refresh token pair (API clients, SPAs, mobile apps).
     Token,
+    /// A console session: an HttpOnly cookie holding the session's secret.
+    Browser,
 }
 
 impl SessionKind {
-    fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             SessionKind::Token => "token",
+            SessionKind::Browser => "browser",
         }
     }
 }
@@ -74,6 +77,39 @@ impl SessionState {
     pub fn is_usable(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at > now && self.status != "disabled"
     }
+
+    /// The caller this session stands for, with what its credential says about it.
+    pub fn principal(
+        &self,
+        session: SessionId,
+        amr: Vec<String>,
+        tenant: Option<TenantId>,
+        portal: Option<String>,
+    ) -> crate::Principal {
+        crate::Principal {
+            user: self.user_id,
+            session,
+            amr,
+            tenant,
+            portal,
+            email_verified: self.email_verified_at.is_some(),
+            platform_admin: self.platform_roles > 0,
+            mfa_enrolled: self.second_factors > 0,
+            authz_version: self.authz_version,
+            api_key: None,
+        }
+    }
+}
+
+/// A console session found by its cookie.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BrowserSessionRow {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub amr: String,
+    pub tenant_id: Option<TenantId>,
+    pub portal: Option<String>,
+    pub last_seen_at: Timestamp,
 }
 
 /// The outcome of presenting a refresh token.
@@ -252,6 +288,21 @@ impl Sessions {
             row.current = Some(row.id) == current;
         }
         Ok(rows)
+    }
+
+    /// The live console session whose secret has this digest.
+    pub async fn browser(conn: Conn<'_>, secret_digest: &[u8]) -> IdentityResult<Option<BrowserSessionRow>> {
+        Ok(on!(conn, c => sqlx::query_as(
+            "SELECT id, user_id, amr, tenant_id, portal, last_seen_at FROM sessions
+             WHERE secret_hash = $1 AND kind = 'browser' AND revoked_at IS NULL"
+        ).bind(secret_digest).fetch_optional(c).await)?)
+    }
+
+    /// Records activity on a session; console sessions end after a quiet spell.
+    pub async fn touch(tx: &mut Tx, session: SessionId, now: Timestamp) -> IdentityResult<()> {
+        exec!(tx.conn(), c => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now).bind(session).execute(c).await)?;
+        Ok(())
     }
 
     pub async fn owner(conn: Conn<'_>, session: SessionId) -> IdentityResult<Option<UserId>> {

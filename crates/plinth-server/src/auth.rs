@@ -3,8 +3,8 @@
 
 use axum::RequestExt;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use plinth_identity::{ClientInfo, Principal};
@@ -12,8 +12,12 @@ use plinth_tenancy::TenantContext;
 
 use crate::extract::RequestContext;
 use crate::problem::{Problem, ProblemKind};
-use crate::router::Access;
+use crate::router::{Access, RouteKind};
 use crate::state::AppState;
+use crate::{console, cookies};
+
+/// Header carrying the CSRF token on cookie-authenticated API calls from console pages.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The bearer credential of a request, if it has one.
 fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
@@ -26,22 +30,28 @@ fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates the request and checks it against `access`; on success the principal
-/// travels to the handler in the request's extensions.
+/// travels to the handler in the request's extensions. Pages answer a missing sign-in
+/// with a redirect to the sign-in page and other refusals with an HTML page.
 pub async fn guard(
-    State((state, access)): State<(AppState, Access)>,
+    State((state, access, kind)): State<(AppState, Access, RouteKind)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = match authorize(&state, access, request.headers()).await {
+    let refuse = |problem: Problem, request: &Request| match kind {
+        RouteKind::Page => console::refusal(problem, request.uri()),
+        RouteKind::Api | RouteKind::Operations => problem.into_response(),
+    };
+    let principal = match authorize(&state, access, kind, request.method(), request.headers()).await
+    {
         Ok(principal) => principal,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => return refuse(problem, &request),
     };
     if let Access::Tenant(permission) = access {
         match tenant_context(&state, &principal, permission, &mut request).await {
             Ok(context) => {
                 request.extensions_mut().insert(context);
             }
-            Err(problem) => return problem.into_response(),
+            Err(problem) => return refuse(problem, &request),
         }
     }
     request.extensions_mut().insert(principal);
@@ -103,14 +113,48 @@ async fn tenant_context(
     Ok(ctx)
 }
 
+/// The caller behind a bearer token, or behind the console cookie. A cookie travels
+/// with every request the browser makes, cross-site ones included, so a change made
+/// with it must also prove it comes from a console page: the CSRF token in a header
+/// here (API routes), in the form for pages (checked by `console::csrf`).
+async fn authenticate(
+    state: &AppState,
+    kind: RouteKind,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, Problem> {
+    if let Some(token) = bearer(headers) {
+        return Ok(state.identity.authenticate(token).await?);
+    }
+    let Some(secret) = cookies::read(headers, cookies::SESSION) else {
+        return Err(Problem::unauthenticated(
+            "send an access token: Authorization: Bearer …",
+        ));
+    };
+    let principal = state.identity.authenticate_browser(&secret).await?;
+    if kind != RouteKind::Page && !method.is_safe() {
+        let presented = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !plinth_identity::csrf_matches(&secret, presented) {
+            return Err(Problem::new(
+                ProblemKind::CsrfFailed,
+                "a change made with the console cookie needs the x-csrf-token header",
+            ));
+        }
+    }
+    Ok(principal)
+}
+
 async fn authorize(
     state: &AppState,
     access: Access,
-    headers: &axum::http::HeaderMap,
+    kind: RouteKind,
+    method: &Method,
+    headers: &HeaderMap,
 ) -> Result<Principal, Problem> {
-    let token = bearer(headers)
-        .ok_or_else(|| Problem::unauthenticated("send an access token: Authorization: Bearer …"))?;
-    let principal = state.identity.authenticate(token).await?;
+    let principal = authenticate(state, kind, method, headers).await?;
     if principal.api_key.is_some() && !matches!(access, Access::Tenant(_)) {
         return Err(Problem::new(
             ProblemKind::Forbidden,

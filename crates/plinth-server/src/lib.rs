@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod background;
+pub mod console;
+pub mod cookies;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;

@@ -55,6 +55,7 @@ problem_kinds! {
     PasskeyRejected => ("passkey-rejected", BAD_REQUEST, "The passkey's answer was not accepted"),
     Unauthenticated => ("unauthenticated", UNAUTHORIZED, "Authentication is required"),
     Forbidden => ("forbidden", FORBIDDEN, "You are not allowed to do this"),
+    CsrfFailed => ("csrf-failed", FORBIDDEN, "The form's security token is missing or wrong"),
     TenantSuspended => ("tenant-suspended", FORBIDDEN, "The tenant is suspended"),
     TenantExpired => ("tenant-expired", FORBIDDEN, "The tenant's trial has expired"),
     NotFound => ("not-found", NOT_FOUND, "Not found"),

@@ -92,11 +92,16 @@ impl Routes {
 
     /// Adds documented routes (from `utoipa_axum::routes!`).
     /// Wraps `router` in the authentication guard its access level needs.
-    fn guarded(&self, access: Access, router: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    fn guarded(
+        &self,
+        access: Access,
+        kind: RouteKind,
+        router: MethodRouter<AppState>,
+    ) -> MethodRouter<AppState> {
         match access {
             Access::Public => router,
             _ => router.route_layer(from_fn_with_state(
-                (self.state.clone(), access),
+                (self.state.clone(), access, kind),
                 crate::auth::guard,
             )),
         }
@@ -130,7 +135,7 @@ impl Routes {
                 }
             }
         }
-        let routes = (schemas, paths, self.guarded(access, method_router));
+        let routes = (schemas, paths, self.guarded(access, kind, method_router));
         for (path, item) in routes.1.paths.iter() {
             for (method, operation) in operations(item) {
                 self.table.0.push(RouteInfo {
@@ -173,7 +178,11 @@ impl Routes {
                 json_body: false,
             });
         }
-        let router = self.guarded(access, router);
+        let mut router = self.guarded(access, RouteKind::Page, router);
+        if path.starts_with(crate::console::PREFIX) {
+            // Outermost, so a forged form is refused before anything else runs.
+            router = router.route_layer(axum::middleware::from_fn(crate::console::csrf::check));
+        }
         self.router = self.router.route(path, router);
         self
     }

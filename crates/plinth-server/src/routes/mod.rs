@@ -20,9 +20,10 @@ pub mod users;
 pub mod workspaces;
 
 use axum::http::Method;
-use axum::routing::get;
+use axum::routing::{get, post};
 use utoipa_axum::routes;
 
+use crate::console;
 use crate::router::{Access, Routes};
 
 pub fn register(routes: Routes) -> Routes {
@@ -44,6 +45,43 @@ pub fn register(routes: Routes) -> Routes {
             get(setup::page::form).post(setup::page::submit),
         )
         .page(Public, "/assets/{file}", &[Method::GET], get(assets::serve))
+        // Consoles
+        .page(
+            Public,
+            console::SIGN_IN,
+            &[Method::GET, Method::POST],
+            get(console::sign_in::form).post(console::sign_in::submit),
+        )
+        .page(
+            Public,
+            "/console/sign-in/mfa",
+            &[Method::POST],
+            post(console::sign_in::submit_mfa),
+        )
+        .page(
+            Account,
+            "/console/sign-out",
+            &[Method::POST],
+            post(console::sign_in::sign_out),
+        )
+        .page(
+            Account,
+            console::PREFIX,
+            &[Method::GET],
+            get(console::account::overview),
+        )
+        .page(
+            Account,
+            "/console/account/sessions",
+            &[Method::GET],
+            get(console::account::sessions),
+        )
+        .page(
+            Account,
+            "/console/account/sessions/{id}/revoke",
+            &[Method::POST],
+            post(console::account::revoke),
+        )
         // Sign-in and tokens
         .api(Public, routes!(auth::credentials::login))
         .api(Public, routes!(auth::credentials::mfa))

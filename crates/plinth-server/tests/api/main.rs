@@ -7,6 +7,7 @@
 mod access;
 mod api_keys;
 mod auth;
+mod console;
 mod export;
 mod flows;
 mod health;

@@ -176,7 +176,10 @@ async fn recovery_codes_work_once(db: TestDatabase) {
         .json()
         .await
         .unwrap();
-    assert_eq!(status, json!({"totp": true, "passkeys": 0, "recovery_codes_remaining": 9}));
+    assert_eq!(
+        status,
+        json!({"totp": true, "passkeys": 0, "recovery_codes_remaining": 9})
+    );
     app.stop().await;
 }
 

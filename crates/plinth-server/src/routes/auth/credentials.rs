@@ -50,7 +50,7 @@ pub async fn login(
         .login(&body.email, body.password, &context.client())
         .await?;
     Ok(Json(match outcome {
-        LoginOutcome::Tokens(pair) => LoginResponse::Tokens(pair),
+        LoginOutcome::SignedIn(pair) => LoginResponse::Tokens(pair),
         LoginOutcome::MfaRequired(challenge) => LoginResponse::MfaRequired {
             status: "mfa_required",
             challenge,
