@@ -49,6 +49,8 @@ catalog! {
     12 => "audit:read", Tenant, "Read the tenant's audit trail";
     13 => "roles:read", Tenant, "See the tenant's roles and the permissions they grant";
     14 => "roles:update", Tenant, "Create, change and delete custom roles (never beyond one's own permissions)";
+    15 => "policies:read", Tenant, "See the tenant's attribute policies";
+    16 => "policies:update", Tenant, "Create, change and delete attribute policies (owners only: a policy can restrict everyone)";
 }
 
 /// Whether `key` names a permission of the catalog.
@@ -105,6 +107,8 @@ impl TenantRole {
                 "audit:read",
                 "roles:read",
                 "roles:update",
+                "policies:read",
+                "policies:update",
             ],
             TenantRole::Admin => &[
                 "tenant:read",
@@ -120,6 +124,7 @@ impl TenantRole {
                 "audit:read",
                 "roles:read",
                 "roles:update",
+                "policies:read",
             ],
             TenantRole::Member => &["tenant:read", "members:read", "workspaces:read", "workspaces:create"],
             TenantRole::Viewer => &["tenant:read", "members:read", "workspaces:read"],

@@ -3,7 +3,9 @@
 //! them. No one may grant a role whose permissions they do not all hold themselves.
 
 mod catalog;
+pub mod policy;
 mod set;
 
 pub use catalog::{CATALOG, PermissionDef, Scope, TenantRole, WorkspaceRole, is_known};
+pub use policy::{PolicyError, PolicyOutcome, PolicyRequest, ResourceFacts, TenantPolicies};
 pub use set::PermissionSet;

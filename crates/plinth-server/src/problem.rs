@@ -263,6 +263,10 @@ impl From<TenancyError> for Problem {
                 "the tenant's trial has expired; an owner can choose a plan to continue",
             ),
             TenancyError::Conflict(reason) => Problem::new(ProblemKind::Conflict, reason),
+            TenancyError::PolicyDenied { policy, why } => Problem::new(
+                ProblemKind::Forbidden,
+                format!("your role allows this, but the tenant's policy {policy} does not: {why}"),
+            ),
             TenancyError::Identity(e) => e.into(),
             TenancyError::Store(e) => e.into(),
         }

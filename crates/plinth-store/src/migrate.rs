@@ -47,6 +47,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_portals_flags", postgres = "0004_portals_flags"),
     migration!(5, "0005_access", postgres = "0005_access"),
     migration!(6, "0006_passkeys"),
+    migration!(7, "0007_policies", postgres = "0007_policies"),
 ];
 
 impl Migration {

@@ -1,12 +1,13 @@
 //! From a signed-in user and a tenant reference (id or slug) to a [`TenantScope`]:
 //! the only place in Plinth where scopes are made (a test checks that).
 
-use plinth_access::PermissionSet;
+use plinth_access::{PermissionSet, PolicyOutcome};
 use plinth_core::{Actor, TenantId, TenantScope, UserId};
 use plinth_store::on;
 
 use crate::error::{TenancyError, TenancyResult};
 use crate::model::TenantStatus;
+use crate::policies::RequestFacts;
 use crate::roles::RoleBook;
 use crate::service::Tenancy;
 
@@ -30,6 +31,7 @@ struct Access {
     settings: String,
     roles: Option<String>,
     membership_status: Option<String>,
+    policies_version: i64,
 }
 
 pub(crate) fn role_list(text: &str) -> Vec<String> {
@@ -59,12 +61,12 @@ impl Tenancy {
         let mut conn = self.db.read().await?;
         let row: Option<Access> = match by_id {
             Some(id) => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.slug, t.status, t.settings, m.roles, m.status AS membership_status
+                "SELECT t.id, t.slug, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version
                  FROM tenants t LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
                  WHERE t.id = $1"
             ).bind(TenantId(id)).bind(user).fetch_optional(c).await)?,
             None => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.slug, t.status, t.settings, m.roles, m.status AS membership_status
+                "SELECT t.id, t.slug, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version
                  FROM tenants t LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
                  WHERE t.slug = $1"
             ).bind(tenant).bind(user).fetch_optional(c).await)?,
@@ -97,6 +99,25 @@ impl Tenancy {
         }
         if !permissions.contains(permission) {
             return Err(TenancyError::Forbidden("your role in this tenant does not allow this"));
+        }
+        let facts = RequestFacts {
+            mfa: mfa_used,
+            ip: actor.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            ..RequestFacts::default()
+        };
+        let outcome = self
+            .apply_policies(
+                conn.conn(),
+                row.id,
+                row.policies_version,
+                user,
+                &roles,
+                permission,
+                &facts,
+            )
+            .await?;
+        if let PolicyOutcome::Denied { policy, why } = outcome {
+            return Err(TenancyError::PolicyDenied { policy, why });
         }
         Ok(TenantContext {
             scope: TenantScope::authorized(row.id, actor),

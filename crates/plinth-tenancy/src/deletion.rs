@@ -31,6 +31,8 @@ const TENANT_TABLES: &[&str] = &[
     "workspace_members",
     "workspaces",
     "memberships",
+    "tenant_policies",
+    "tenant_roles",
     "one_time_tokens",
     "outbox",
     "audit_log",

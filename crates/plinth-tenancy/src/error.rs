@@ -17,6 +17,9 @@ pub enum TenancyError {
     Expired,
     #[error("{0}")]
     Conflict(&'static str),
+    /// The roles allow it; an attribute policy of the tenant does not.
+    #[error("denied by policy {policy}: {why}")]
+    PolicyDenied { policy: String, why: String },
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]

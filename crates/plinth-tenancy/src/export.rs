@@ -21,7 +21,9 @@ use crate::error::{TenancyError, TenancyResult};
 use crate::service::Tenancy;
 
 pub const FORMAT: &str = "plinth-tenant-export";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Tables version 1 archives do not have; importing one of those leaves them empty.
+const ADDED_IN_VERSION_2: &[&str] = &["tenant_roles", "tenant_policies"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -90,6 +92,34 @@ const TABLES: &[TableSpec] = &[
             ("user_id", Uuid),
             ("roles", Text),
             ("status", Text),
+            ("created_at", Ts),
+            ("updated_at", Ts),
+        ],
+    },
+    TableSpec {
+        name: "tenant_roles",
+        filter: "tenant_id = $1",
+        by_text: false,
+        columns: &[
+            ("key", Text),
+            ("tenant_id", Uuid),
+            ("name", Text),
+            ("description", Text),
+            ("permissions", Text),
+            ("created_at", Ts),
+            ("updated_at", Ts),
+        ],
+    },
+    TableSpec {
+        name: "tenant_policies",
+        filter: "tenant_id = $1",
+        by_text: false,
+        columns: &[
+            ("id", Uuid),
+            ("tenant_id", Uuid),
+            ("name", Text),
+            ("description", Text),
+            ("source", Text),
             ("created_at", Ts),
             ("updated_at", Ts),
         ],
@@ -366,7 +396,7 @@ impl Tenancy {
                 .ok_or_else(|| invalid("no manifest.json"))?,
         )
         .map_err(|e| invalid(format!("manifest.json: {e}")))?;
-        if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
+        if manifest.format != FORMAT || !(1..=FORMAT_VERSION).contains(&manifest.format_version) {
             return Err(invalid(format!(
                 "unsupported archive format {} v{}",
                 manifest.format, manifest.format_version
@@ -375,6 +405,9 @@ impl Tenancy {
         let mut tables: Vec<(&TableSpec, Vec<Map<String, Value>>)> = Vec::new();
         for spec in TABLES {
             let name = format!("{}.ndjson", spec.name);
+            if manifest.format_version < 2 && ADDED_IN_VERSION_2.contains(&spec.name) {
+                continue;
+            }
             let bytes = entries
                 .get(&name)
                 .ok_or_else(|| invalid(format!("{name} is missing")))?;
@@ -413,6 +446,10 @@ impl Tenancy {
                 insert_row(&mut tx, spec, row).await?;
             }
         }
+        // A server may still hold compiled policies of a tenant that had this id before
+        // it was purged; a fresh version makes it recompile.
+        exec!(tx.conn(), c => sqlx::query("UPDATE tenants SET policies_version = $1 WHERE id = $2")
+            .bind(Timestamp::now().unix_micros()).bind(manifest.tenant_id).execute(c).await)?;
         plinth_audit::append(
             &mut tx,
             actor,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use plinth_access::{CATALOG, PermissionDef, PermissionSet, Scope, TenantRole, is_known};
+use plinth_access::{CATALOG, PermissionDef, PermissionSet, PolicyOutcome, Scope, TenantRole, is_known};
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, TenantId, TenantScope, Timestamp, UserId};
 use plinth_store::{Conn, StoreError, Tx, exec, on};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::{TenantContext, role_list};
 use crate::error::{TenancyError, TenancyResult};
+use crate::policies::RequestFacts;
 use crate::service::Tenancy;
 
 /// The roles of one tenant, to turn role keys into permissions.
@@ -138,19 +139,25 @@ fn check_permissions(
     Ok(())
 }
 
-fn check_key(key: &str, errors: &mut FieldErrors) {
-    let valid = (2..=40).contains(&key.len())
-        && key.as_bytes()[0].is_ascii_lowercase()
-        && key
+/// Keys of roles and names of policies: 2 to 40 characters of a-z, 0-9 and hyphens.
+pub(crate) fn check_identifier(field: &str, value: &str, errors: &mut FieldErrors) -> bool {
+    let valid = (2..=40).contains(&value.len())
+        && value.as_bytes()[0].is_ascii_lowercase()
+        && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid {
         errors.add(
-            "key",
+            field,
             "invalid_value",
             "2 to 40 characters of a-z, 0-9 and hyphens, starting with a letter",
         );
-    } else if TenantRole::parse(key).is_some() {
+    }
+    valid
+}
+
+fn check_key(key: &str, errors: &mut FieldErrors) {
+    if check_identifier("key", key, errors) && TenantRole::parse(key).is_some() {
         errors.add("key", "reserved", "this is a built-in role");
     }
 }
@@ -442,7 +449,13 @@ impl Tenancy {
 
     /// Whether `subject` may do `permission` in `tenant`, and why: the check behind
     /// `POST /api/v1/authz/check`. Never an error for a "no": the reason says which.
-    pub async fn check(&self, subject: UserId, tenant: &str, permission: &str) -> TenancyResult<Decision> {
+    pub async fn check(
+        &self,
+        subject: UserId,
+        tenant: &str,
+        permission: &str,
+        facts: &RequestFacts<'_>,
+    ) -> TenancyResult<Decision> {
         if !is_known(permission) {
             return Ok(Decision {
                 allowed: false,
@@ -456,15 +469,16 @@ impl Tenancy {
             status: String,
             roles: Option<String>,
             membership_status: Option<String>,
+            policies_version: i64,
         }
         let mut conn = self.db.read().await?;
         let row: Option<Row> = match by_id {
             Some(id) => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, m.roles, m.status AS membership_status FROM tenants t
+                "SELECT t.id, t.status, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
                  LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.id = $1"
             ).bind(TenantId(id)).bind(subject).fetch_optional(c).await)?,
             None => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, m.roles, m.status AS membership_status FROM tenants t
+                "SELECT t.id, t.status, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
                  LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.slug = $1"
             ).bind(tenant).bind(subject).fetch_optional(c).await)?,
         };
@@ -502,15 +516,37 @@ impl Tenancy {
             .iter()
             .filter(|r| book.permissions(std::slice::from_ref(*r)).contains(permission))
             .collect();
-        Ok(match granting.first() {
-            Some(role) => Decision {
+        let Some(role) = granting.first() else {
+            return Ok(Decision {
+                allowed: false,
+                reason: format!("no role of the subject ({}) grants {permission}", roles.join(", ")),
+            });
+        };
+        let outcome = self
+            .apply_policies(
+                conn.conn(),
+                row.id,
+                row.policies_version,
+                subject,
+                &roles,
+                permission,
+                facts,
+            )
+            .await;
+        Ok(match outcome {
+            Ok(PolicyOutcome::NotApplicable) => Decision {
                 allowed: true,
                 reason: format!("granted by the role {role}"),
             },
-            None => Decision {
-                allowed: false,
-                reason: format!("no role of the subject ({}) grants {permission}", roles.join(", ")),
+            Ok(PolicyOutcome::Permitted { policy }) => Decision {
+                allowed: true,
+                reason: format!("granted by the role {role}; permitted by policy {policy}"),
             },
+            Ok(PolicyOutcome::Denied { policy, why }) | Err(TenancyError::PolicyDenied { policy, why }) => Decision {
+                allowed: false,
+                reason: format!("the role {role} grants it, but policy {policy} denies: {why}"),
+            },
+            Err(e) => return Err(e),
         })
     }
 }

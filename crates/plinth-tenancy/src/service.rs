@@ -20,6 +20,7 @@ use crate::workspaces::insert_workspace;
 #[derive(Clone)]
 pub struct Tenancy {
     pub(crate) db: Db,
+    pub(crate) policy_cache: crate::policies::PolicyCache,
 }
 
 /// One of the caller's tenants, for the tenant switcher.
@@ -41,7 +42,10 @@ fn check_name(name: &str, errors: &mut FieldErrors) {
 
 impl Tenancy {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            policy_cache: crate::policies::PolicyCache::new(),
+        }
     }
 
     /// Provisions a tenant in one transaction: the tenant, its owner, its default

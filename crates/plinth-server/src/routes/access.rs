@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use plinth_access::ResourceFacts;
 use plinth_access::{CATALOG, PermissionDef};
 use plinth_core::{TenantId, UserId};
-use plinth_tenancy::{Decision, MatrixUpdate, RoleInput, RoleMatrix, RoleView};
+use plinth_tenancy::{Decision, MatrixUpdate, RequestFacts, RoleInput, RoleMatrix, RoleView};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
@@ -108,6 +109,26 @@ pub async fn update_matrix(
 pub struct CheckResource {
     /// Tenant id or slug.
     tenant: String,
+    /// The kind of object acted on (e.g. `document`), for policies; the tenant when absent.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// The object's id, for policies.
+    id: Option<String>,
+    /// The user who owns the object, for policies (`resource.owner`).
+    owner: Option<UserId>,
+    /// The workspace the object belongs to, for policies (`resource.workspace`).
+    workspace: Option<uuid::Uuid>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckContext {
+    /// The end user's address (`context.ip`); the request's own when checking yourself.
+    #[schema(value_type = Option<String>)]
+    ip: Option<std::net::IpAddr>,
+    /// Whether the end user signed in with a second factor (`context.mfa`); the
+    /// caller's session when checking yourself.
+    mfa: Option<bool>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -119,11 +140,11 @@ pub struct CheckRequest {
     /// A permission of the catalog, e.g. `members:invite`.
     action: String,
     resource: CheckResource,
-    /// Reserved for attribute policies; accepted and not yet used.
-    #[schema(value_type = Option<Object>)]
-    #[allow(dead_code)]
-    context: Option<serde_json::Value>,
+    /// Facts the tenant's attribute policies may use.
+    context: Option<CheckContext>,
 }
+
+const MAX_RESOURCE_FIELD: usize = 200;
 
 async fn decide(
     state: &AppState,
@@ -132,8 +153,8 @@ async fn decide(
     check: &CheckRequest,
 ) -> Result<Decision, Problem> {
     let subject = check.subject.unwrap_or(me.user);
+    let mfa_used = me.amr.iter().any(|m| m == "mfa");
     if subject != me.user {
-        let mfa_used = me.amr.iter().any(|m| m == "mfa");
         state
             .tenancy
             .authorize(
@@ -145,9 +166,39 @@ async fn decide(
             )
             .await?;
     }
+    let resource = &check.resource;
+    for (field, value) in [("type", &resource.kind), ("id", &resource.id)] {
+        if value.as_ref().is_some_and(|v| v.len() > MAX_RESOURCE_FIELD) {
+            return Err(Problem::validation(plinth_core::FieldErrors::single(
+                &format!("/resource/{field}"),
+                "too_long",
+                format!("at most {MAX_RESOURCE_FIELD} bytes"),
+            )));
+        }
+    }
+    let owner = resource.owner.map(|o| o.to_string());
+    let workspace = resource.workspace.map(|w| w.to_string());
+    let given = check.context.as_ref();
+    let itself = subject == me.user;
+    let facts = RequestFacts {
+        resource: ResourceFacts {
+            kind: resource.kind.as_deref().unwrap_or_default(),
+            id: resource.id.as_deref().unwrap_or_default(),
+            owner: owner.as_deref(),
+            workspace: workspace.as_deref(),
+        },
+        mfa: given.and_then(|c| c.mfa).unwrap_or(itself && mfa_used),
+        ip: given.and_then(|c| c.ip).or_else(|| {
+            context
+                .ip
+                .as_deref()
+                .filter(|_| itself)
+                .and_then(|ip| ip.parse().ok())
+        }),
+    };
     Ok(state
         .tenancy
-        .check(subject, &check.resource.tenant, &check.action)
+        .check(subject, &resource.tenant, &check.action, &facts)
         .await?)
 }
 

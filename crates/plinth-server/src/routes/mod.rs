@@ -13,6 +13,7 @@ pub mod members;
 pub mod openapi;
 pub mod passkeys;
 pub mod platform;
+pub mod policies;
 pub mod portals;
 pub mod setup;
 pub mod tenants;
@@ -180,6 +181,15 @@ pub fn register(routes: Routes) -> Routes {
         )
         .api(Tenant("roles:read"), routes!(access::matrix))
         .api(Tenant("roles:update"), routes!(access::update_matrix))
+        .api(Account, routes!(policies::schema))
+        .api(Tenant("policies:read"), routes!(policies::list))
+        .api(Tenant("policies:update"), routes!(policies::create))
+        .api(Tenant("policies:read"), routes!(policies::validate))
+        .api(Tenant("policies:read"), routes!(policies::get_one))
+        .api(
+            Tenant("policies:update"),
+            routes!(policies::update, policies::delete),
+        )
         .api(User, routes!(access::check))
         .api(User, routes!(access::check_batch))
         .api(User, routes!(access::mine))

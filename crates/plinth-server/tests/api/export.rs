@@ -64,6 +64,22 @@ async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestData
         &json!({"email": "later@move.test", "role": "viewer"}),
     )
     .await;
+    let role = app
+        .post_as(
+            "/api/v1/tenants/moving/roles",
+            &owner,
+            &json!({"key": "auditor", "name": "Auditor", "permissions": ["audit:read"]}),
+        )
+        .await;
+    assert_eq!(role.status(), 201);
+    let policy = app
+        .post_as(
+            "/api/v1/tenants/moving/policies",
+            &owner,
+            &json!({"name": "no-invites", "source": "forbid(principal, action == Plinth::Action::\"members:invite\", resource);"}),
+        )
+        .await;
+    assert_eq!(policy.status(), 201);
 
     let member_token = app.login("member@move.test", PASSWORD).await["access_token"]
         .as_str()
@@ -182,6 +198,28 @@ async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestData
         .await
         .unwrap();
     assert_eq!(flags["beta"]["value"], "v2");
+    let invite = target
+        .post_as(
+            "/api/v1/tenants/moving/invitations",
+            &owner2,
+            &json!({"email": "new@move.test", "role": "viewer"}),
+        )
+        .await;
+    assert_problem(invite, 403, "forbidden").await;
+    let roles: serde_json::Value = target
+        .get_as("/api/v1/tenants/moving/roles", &owner2)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "auditor"),
+        "custom roles travel with the tenant"
+    );
 
     // Exported again, every table is what it was (the import's own audit record aside).
     let again = files(

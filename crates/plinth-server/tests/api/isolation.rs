@@ -19,6 +19,7 @@ struct World {
     a_workspace: String,
     a_invitation: String,
     a_portal: String,
+    a_policy: String,
     alice: plinth_core::UserId,
     bob_token: String,
 }
@@ -79,7 +80,18 @@ async fn world(app: &TestApp) -> World {
         &json!({"key": "a-auditor", "name": "Auditor", "permissions": ["members:read"]}),
     )
     .await;
+    let policy: serde_json::Value = app
+        .post_as(
+            "/api/v1/tenants/tenant-a/policies",
+            &alice_token,
+            &json!({"name": "a-mfa", "source": "forbid(principal, action == Plinth::Action::\"members:remove\", resource) unless { context.mfa };"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     World {
+        a_policy: policy["id"].as_str().unwrap().to_owned(),
         a_portal: portal["id"].as_str().unwrap().to_owned(),
         a_id: a["id"].as_str().unwrap().to_owned(),
         a_workspace: workspace["id"].as_str().unwrap().to_owned(),
@@ -117,8 +129,19 @@ async fn snapshot(app: &TestApp, tenant: &str) -> String {
         "SELECT key, value FROM feature_flags WHERE tenant_id = $1 ORDER BY owner, key"
     ).bind(tenant).fetch_all(c).await)
     .unwrap();
-    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}\n{p:?}\n{f:?}")
+    let r: Vec<(String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT key, permissions FROM tenant_roles WHERE tenant_id = $1 ORDER BY key"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    let pol: Vec<(String, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT name, source FROM tenant_policies WHERE tenant_id = $1 ORDER BY name"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    assert_eq!(pol.len(), 1, "tenant A's policy is in the snapshot");
+    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}\n{p:?}\n{f:?}\n{r:?}\n{pol:?}")
 }
+
+const NEVER_TRUE: &str = "forbid(principal, action, resource) when { context.hour > 24 };";
 
 /// A body each route accepts, so the attack reaches the route's lookup rather than
 /// failing on its input. A new tenant route with a body must be added here.
@@ -145,6 +168,12 @@ pub fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
         }
         ("PATCH", "/api/v1/tenants/{tenant}/roles/{role}") => json!({"name": "pwned"}),
         ("PUT", "/api/v1/tenants/{tenant}/roles/matrix") => json!({"version": 0, "roles": {}}),
+        // Valid, and never true: the role-matrix sweep really saves it.
+        ("POST", "/api/v1/tenants/{tenant}/policies") => {
+            json!({"name": "pwned", "source": NEVER_TRUE})
+        }
+        ("POST", "/api/v1/tenants/{tenant}/policies/validate") => json!({"source": NEVER_TRUE}),
+        ("PATCH", "/api/v1/tenants/{tenant}/policies/{policy}") => json!({"source": NEVER_TRUE}),
         (method, path) => panic!("the cross-tenant sweep needs a valid body for {method} {path}"),
     }
 }
@@ -241,6 +270,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 ("{portal}", w.a_portal.clone()),
                 ("{key}", "beta".to_owned()),
                 ("{role}", "a-auditor".to_owned()),
+                ("{policy}", w.a_policy.clone()),
             ] {
                 path = path.replace(param, &value);
             }
@@ -250,9 +280,16 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 route.path
             );
             // In B's own scope only routes naming one of A's objects are attacks.
-            let names_object = ["{workspace}", "{user}", "{id}", "{portal}", "{role}"]
-                .iter()
-                .any(|p| route.path.contains(p));
+            let names_object = [
+                "{workspace}",
+                "{user}",
+                "{id}",
+                "{portal}",
+                "{role}",
+                "{policy}",
+            ]
+            .iter()
+            .any(|p| route.path.contains(p));
             if tenant == "tenant-b" && !names_object {
                 continue;
             }

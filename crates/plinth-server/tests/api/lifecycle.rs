@@ -633,6 +633,8 @@ async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDataba
         "audit_log",
         "outbox",
         "one_time_tokens",
+        "tenant_roles",
+        "tenant_policies",
     ] {
         let column = if table == "tenants" {
             "id"

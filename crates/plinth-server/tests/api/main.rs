@@ -18,6 +18,7 @@ mod mfa;
 mod middleware;
 mod openapi;
 mod passkeys;
+mod policies;
 mod portals;
 mod routes;
 mod setup;
