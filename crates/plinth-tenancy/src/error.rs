@@ -39,3 +39,15 @@ impl From<FieldErrors> for TenancyError {
 }
 
 pub type TenancyResult<T> = Result<T, TenancyError>;
+
+/// A unique-constraint failure becomes a "taken" validation error on `field`; any other
+/// store error passes through.
+pub(crate) fn taken_if_unique<T>(result: Result<T, StoreError>, field: &str, detail: &'static str) -> TenancyResult<T> {
+    result.map_err(|e| {
+        if e.is_unique_violation() {
+            TenancyError::Validation(FieldErrors::single(field, "taken", detail))
+        } else {
+            e.into()
+        }
+    })
+}

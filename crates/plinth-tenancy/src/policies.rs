@@ -14,7 +14,7 @@ use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::TenantContext;
-use crate::error::{TenancyError, TenancyResult};
+use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::roles::check_identifier;
 use crate::service::Tenancy;
 
@@ -79,7 +79,7 @@ struct PolicyRow {
 impl PolicyRow {
     fn view(self) -> PolicyView {
         PolicyView {
-            statements: policy::validate_document(&self.source).unwrap_or(0),
+            statements: policy::statement_count(&self.source),
             id: self.id,
             name: self.name,
             description: self.description,
@@ -184,17 +184,7 @@ impl Tenancy {
              VALUES ($1, $2, $3, $4, $5, $6, $6)"
         ).bind(id).bind(scope.tenant()).bind(&name).bind(&description).bind(&source).bind(now).execute(c).await)
         .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(TenancyError::Validation(FieldErrors::single(
-                    "name",
-                    "taken",
-                    "this tenant has a policy with this name",
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        taken_if_unique(inserted, "name", "this tenant has a policy with this name")?;
         let changes = serde_json::json!({"name": name, "source": source});
         record(&mut tx, scope, "policy.create", "policy.created", id, changes).await?;
         tx.commit().await?;
@@ -224,9 +214,10 @@ impl Tenancy {
         if let Some(description) = &input.description {
             check_description(description.trim(), &mut errors);
         }
-        if let Some(source) = &input.source {
-            check_source(source, &mut errors);
-        }
+        let statements = match &input.source {
+            Some(source) => check_source(source, &mut errors),
+            None => current.statements,
+        };
         errors.finish()?;
         let name = input.name.unwrap_or_else(|| current.name.clone());
         let description = input
@@ -240,17 +231,8 @@ impl Tenancy {
              WHERE tenant_id = $5 AND id = $6"
         ).bind(&name).bind(&description).bind(&source).bind(now).bind(scope.tenant()).bind(id).execute(c).await)
         .map_err(StoreError::from);
-        match updated {
-            Ok(0) => return Err(TenancyError::NotFound),
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(TenancyError::Validation(FieldErrors::single(
-                    "name",
-                    "taken",
-                    "this tenant has a policy with this name",
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        if taken_if_unique(updated, "name", "this tenant has a policy with this name")? == 0 {
+            return Err(TenancyError::NotFound);
         }
         let changes = serde_json::json!({
             "name": {"before": current.name, "after": name},
@@ -259,7 +241,7 @@ impl Tenancy {
         record(&mut tx, scope, "policy.update", "policy.updated", id, changes).await?;
         tx.commit().await?;
         Ok(PolicyView {
-            statements: policy::validate_document(&source).unwrap_or(0),
+            statements,
             id,
             name,
             description,

@@ -8,7 +8,7 @@ use plinth_store::{StoreError, exec, on};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::role_list;
-use crate::error::{TenancyError, TenancyResult};
+use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{Branding, TenantStatus};
 use crate::service::Tenancy;
 use crate::slug::Slug;
@@ -193,17 +193,7 @@ impl Tenancy {
         ).bind(id).bind(scope.tenant()).bind(slug.as_str()).bind(name.trim()).bind(&navigation).bind(&roles)
         .bind(input.signup_enabled.unwrap_or(false)).bind(now).execute(c).await)
         .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(TenancyError::Validation(FieldErrors::single(
-                    "slug",
-                    "taken",
-                    "this portal slug is taken",
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        taken_if_unique(inserted, "slug", "this portal slug is taken")?;
         plinth_audit::append(
             &mut tx,
             scope.actor(),

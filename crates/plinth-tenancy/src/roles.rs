@@ -11,7 +11,7 @@ use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::{TenantContext, role_list};
-use crate::error::{TenancyError, TenancyResult};
+use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::policies::RequestFacts;
 use crate::service::Tenancy;
 
@@ -267,17 +267,7 @@ impl Tenancy {
             "INSERT INTO tenant_roles (tenant_id, key, name, description, permissions, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
         ).bind(scope.tenant()).bind(&key).bind(&name).bind(&description).bind(permissions.join(",")).bind(now).execute(c).await)
         .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(TenancyError::Validation(FieldErrors::single(
-                    "key",
-                    "taken",
-                    "this tenant has a role with this key",
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        taken_if_unique(inserted, "key", "this tenant has a role with this key")?;
         self.next_version(&mut tx, scope.tenant(), None).await?;
         plinth_audit::append(
             &mut tx,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::Duration;
 
 use crate::authorize::{TenantContext, role_list};
-use crate::error::{TenancyError, TenancyResult};
+use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{
     Branding, NewTenant, TENANT_COLUMNS, Tenant, TenantRow, TenantSettings, TenantStatus, TenantUpdate,
 };
@@ -98,17 +98,7 @@ impl Tenancy {
         ).bind(id).bind(slug.as_str()).bind(new.name.trim()).bind(status.as_str()).bind(new.isolation.as_str())
         .bind(trial_ends_at).bind(&settings).bind(&branding).bind(now).execute(c).await)
         .map_err(StoreError::from);
-        match inserted {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(TenancyError::Validation(FieldErrors::single(
-                    "slug",
-                    "taken",
-                    "this slug is taken",
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        taken_if_unique(inserted, "slug", "this slug is taken")?;
         exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO memberships (tenant_id, user_id, roles, status, created_at, updated_at) VALUES ($1, $2, 'owner', 'active', $3, $3)"
         ).bind(id).bind(new.owner).bind(now).execute(c).await)?;

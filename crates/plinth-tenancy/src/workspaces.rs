@@ -7,7 +7,7 @@ use plinth_events::NewEvent;
 use plinth_store::{StoreError, Tx, exec, on};
 use serde::Serialize;
 
-use crate::error::{TenancyError, TenancyResult};
+use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::service::Tenancy;
 use crate::slug::Slug;
 
@@ -43,17 +43,7 @@ pub(crate) async fn insert_workspace(
         "INSERT INTO workspaces (id, tenant_id, slug, name, is_default, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
     ).bind(id).bind(scope.tenant()).bind(slug.as_str()).bind(name.trim()).bind(is_default).bind(now).execute(c).await)
     .map_err(StoreError::from);
-    match inserted {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(TenancyError::Validation(FieldErrors::single(
-                "slug",
-                "taken",
-                "this tenant already has a workspace with this slug",
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    taken_if_unique(inserted, "slug", "this tenant already has a workspace with this slug")?;
     Ok(Workspace {
         id,
         slug: slug.to_string(),
