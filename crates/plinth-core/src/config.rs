@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::proxy::ProxyNetworks;
+
 /// How a setting's text (from the environment, the file or a flag) becomes a value.
 pub trait SettingValue: Sized {
     fn parse_setting(raw: &str) -> Result<Self, String>;
@@ -29,7 +31,16 @@ macro_rules! from_str_setting {
         }
     )*};
 }
-from_str_setting!(u16, u32, u64, usize, SocketAddr, LogFormat, SqliteSynchronous);
+from_str_setting!(
+    u16,
+    u32,
+    u64,
+    usize,
+    SocketAddr,
+    LogFormat,
+    SqliteSynchronous,
+    ProxyNetworks
+);
 
 impl SettingValue for bool {
     fn parse_setting(raw: &str) -> Result<Self, String> {
@@ -194,8 +205,10 @@ settings! {
     body_limit_bytes: usize = "1048576", env "PLINTH_BODY_LIMIT_BYTES";
     /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
     shutdown_timeout_secs: u64 = "30", env "PLINTH_SHUTDOWN_TIMEOUT_SECS";
-    /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy.
+    /// Take the client address from `X-Forwarded-For` when the request comes through one of `trusted_proxies`.
     trust_proxy_headers: bool = "false", env "PLINTH_TRUST_PROXY_HEADERS";
+    /// Networks of the reverse proxies whose `X-Forwarded-For` entries are believed (comma-separated CIDRs); the client is the right-most entry outside them.
+    trusted_proxies: ProxyNetworks = "127.0.0.0/8,::1/128", env "PLINTH_TRUSTED_PROXIES";
     /// Master key (base64, 32 bytes) encrypting secrets at rest. Unset: a key file in the data directory.
     master_key: Option<SecretString> = "", env "PLINTH_MASTER_KEY";
     /// SMTP server URL, e.g. `smtps://user:pass@mail.example.com`. Unset: e-mails go to the development outbox.

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod id;
 pub mod page;
+pub mod proxy;
 pub mod scope;
 pub mod time;
 pub mod validation;

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::auth::actor_of;
 use crate::email::Email;
 use crate::error::{IdentityError, IdentityResult};
+use crate::limits::Flow;
 use crate::password::Verified;
 use crate::service::{Identity, Principal};
 use crate::sessions::{ClientInfo, SessionView, Sessions};
@@ -67,6 +68,7 @@ impl Identity {
         new: SecretString,
         client: &ClientInfo,
     ) -> IdentityResult<()> {
+        self.check_limit(Flow::Reauth, client, Some(&principal.user.to_string()))?;
         let (user, hash) = {
             let mut conn = self.inner.db.read().await?;
             let user = Users::find(conn.conn(), principal.user)

@@ -28,6 +28,9 @@ pub struct ApiKeyGrant {
     pub id: uuid::Uuid,
     pub tenant: TenantId,
     pub permissions: Vec<String>,
+    /// Whether the session that made the key had signed in with a second factor; the
+    /// key carries exactly that into decisions, never more.
+    pub mfa_used: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -42,6 +45,9 @@ pub struct ApiKeyView {
     #[serde(skip)]
     #[schema(ignore)]
     pub permissions_text: String,
+    /// Whether the key counts as signed in with a second factor: it does when the session
+    /// that made it did.
+    pub mfa_used: bool,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
@@ -64,7 +70,7 @@ pub struct NewApiKey {
 }
 
 const COLUMNS: &str =
-    "id, name, prefix, tenant_id, permissions AS permissions_text, created_at, expires_at, last_used_at";
+    "id, name, prefix, tenant_id, permissions AS permissions_text, mfa_used, created_at, expires_at, last_used_at";
 
 fn random_prefix() -> IdentityResult<String> {
     const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
@@ -99,19 +105,22 @@ impl Identity {
         let now = Timestamp::now();
         let expires_at = new.expires_in_days.map(|d| now + Duration::days(d));
         let permissions = new.permissions.join(",");
+        let mfa_used = principal.signed_in_with_mfa();
         let mut tx = self.inner.db.begin().await?;
         exec!(tx.conn(), c => sqlx::query(
-            "INSERT INTO api_keys (id, user_id, tenant_id, name, prefix, key_hash, permissions, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO api_keys (id, user_id, tenant_id, name, prefix, key_hash, permissions, mfa_used, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ).bind(id).bind(principal.user).bind(new.tenant).bind(name).bind(&prefix).bind(hash_token(&key))
-        .bind(&permissions).bind(now).bind(expires_at).execute(c).await)?;
+        .bind(&permissions).bind(mfa_used).bind(now).bind(expires_at).execute(c).await)?;
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
             AuditEntry::new("api_key.create")
                 .tenant(new.tenant)
                 .target("api_key", id)
-                .changes(serde_json::json!({"name": name, "permissions": new.permissions, "expires_at": expires_at})),
+                .changes(serde_json::json!({
+                    "name": name, "permissions": new.permissions, "expires_at": expires_at, "mfa_used": mfa_used,
+                })),
         )
         .await?;
         tx.commit().await?;
@@ -124,6 +133,7 @@ impl Identity {
                 tenant_id: new.tenant,
                 permissions: new.permissions,
                 permissions_text: permissions,
+                mfa_used,
                 created_at: now,
                 expires_at,
                 last_used_at: None,
@@ -177,6 +187,7 @@ impl Identity {
             user_id: UserId,
             tenant_id: TenantId,
             permissions: String,
+            mfa_used: bool,
             expires_at: Option<Timestamp>,
             last_used_at: Option<Timestamp>,
             authz_version: i64,
@@ -188,7 +199,7 @@ impl Identity {
         let now = Timestamp::now();
         let mut conn = self.inner.db.read().await?;
         let row: Option<Row> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT k.id, k.user_id, k.tenant_id, k.permissions, k.expires_at, k.last_used_at, u.authz_version
+            "SELECT k.id, k.user_id, k.tenant_id, k.permissions, k.mfa_used, k.expires_at, k.last_used_at, u.authz_version
              FROM api_keys k JOIN users u ON u.id = k.user_id
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.status <> 'disabled'"
         ).bind(hash_token(key)).fetch_optional(c).await)?;
@@ -201,7 +212,11 @@ impl Identity {
             user: row.user_id,
             // Keys have no session; the key id stands in and matches no session row.
             session: SessionId(row.id),
-            amr: vec!["api_key".into()],
+            amr: if row.mfa_used {
+                vec!["api_key".into(), "mfa".into()]
+            } else {
+                vec!["api_key".into()]
+            },
             tenant: Some(row.tenant_id),
             portal: None,
             email_verified: true,
@@ -211,6 +226,7 @@ impl Identity {
             api_key: Some(Arc::new(ApiKeyGrant {
                 id: row.id,
                 tenant: row.tenant_id,
+                mfa_used: row.mfa_used,
                 permissions: row
                     .permissions
                     .split(',')

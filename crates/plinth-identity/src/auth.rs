@@ -451,6 +451,23 @@ impl Identity {
                     tx.rollback().await?;
                     return Err(invalid);
                 }
+                // Products verify the `tenant` claim offline: re-issue it only while the
+                // membership and the tenant still stand, and forget it otherwise.
+                let (tenant, portal) = match tenant {
+                    Some(selected) if !Sessions::selected_tenant_stands(&mut tx, session, user, selected).await? => {
+                        plinth_audit::append(
+                            &mut tx,
+                            &actor_of(client, Some(user)),
+                            AuditEntry::new("auth.tenant.dropped")
+                                .tenant(selected)
+                                .target("session", session)
+                                .changes(serde_json::json!({"reason": "membership or tenant no longer active"})),
+                        )
+                        .await?;
+                        (None, None)
+                    }
+                    _ => (tenant, portal),
+                };
                 tx.commit().await?;
                 let access_token = self.access_token(&account, session, amr, tenant, portal)?;
                 Ok(TokenPair {

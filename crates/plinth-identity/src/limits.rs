@@ -38,6 +38,8 @@ pub enum Flow {
     ForgotPassword,
     Mfa,
     VerificationResend,
+    /// Proving presence again for a sensitive change (current password, a code).
+    Reauth,
 }
 
 struct Limiter {
@@ -52,6 +54,7 @@ pub struct Limits {
     forgot_password: Arc<Limiter>,
     mfa: Arc<Limiter>,
     verification_resend: Arc<Limiter>,
+    reauth: Arc<Limiter>,
 }
 
 fn limiter(per_window: u32, window: Duration) -> Arc<Limiter> {
@@ -76,6 +79,8 @@ impl Limits {
             forgot_password: limiter(settings.forgot_password, settings.window),
             mfa: limiter(settings.mfa, settings.window),
             verification_resend: limiter(3, Duration::from_secs(60 * 60)),
+            // A re-authentication guesses a password or a code like a sign-in does.
+            reauth: limiter(settings.login, settings.window),
         }
     }
 
@@ -86,6 +91,7 @@ impl Limits {
             Flow::ForgotPassword => &self.forgot_password,
             Flow::Mfa => &self.mfa,
             Flow::VerificationResend => &self.verification_resend,
+            Flow::Reauth => &self.reauth,
         }
     }
 
@@ -121,6 +127,7 @@ impl Limits {
             &self.forgot_password,
             &self.mfa,
             &self.verification_resend,
+            &self.reauth,
         ] {
             limiter.by_ip.retain_recent();
             limiter.by_account.retain_recent();

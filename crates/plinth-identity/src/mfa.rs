@@ -12,6 +12,7 @@ use totp_rs::{Builder, Totp};
 use crate::auth::actor_of;
 use crate::crypto::MasterKey;
 use crate::error::{IdentityError, IdentityResult};
+use crate::limits::Flow;
 use crate::mail::{self, EmailKind};
 use crate::password::Verified;
 use crate::service::{Identity, Principal};
@@ -275,7 +276,16 @@ impl Identity {
         Ok(codes)
     }
 
-    async fn check_proof(&self, tx: &mut Tx, user: UserId, proof: Proof) -> IdentityResult<()> {
+    /// Checks a re-authentication proof. Each attempt counts against the caller's address
+    /// and account like a sign-in, so a stolen session cannot guess the password or a code.
+    pub(crate) async fn check_proof(
+        &self,
+        tx: &mut Tx,
+        user: UserId,
+        proof: Proof,
+        client: &ClientInfo,
+    ) -> IdentityResult<()> {
+        self.check_limit(Flow::Reauth, client, Some(&user.to_string()))?;
         let ok = match proof {
             Proof::Code(code) => verify_code(&self.inner.master, tx, user, &code).await?.is_some(),
             Proof::Password(password) => {
@@ -295,7 +305,7 @@ impl Identity {
 
     pub async fn disable_totp(&self, principal: &Principal, proof: Proof, client: &ClientInfo) -> IdentityResult<()> {
         let mut tx = self.inner.db.begin().await?;
-        self.check_proof(&mut tx, principal.user, proof).await?;
+        self.check_proof(&mut tx, principal.user, proof, client).await?;
         let removed = exec!(tx.conn(), c => sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
             .bind(principal.user).execute(c).await)?;
         if removed == 0 {
@@ -322,7 +332,7 @@ impl Identity {
         client: &ClientInfo,
     ) -> IdentityResult<Vec<String>> {
         let mut tx = self.inner.db.begin().await?;
-        self.check_proof(&mut tx, principal.user, proof).await?;
+        self.check_proof(&mut tx, principal.user, proof, client).await?;
         if methods(tx.conn(), principal.user).await?.is_empty() {
             return Err(IdentityError::Forbidden("enable two-step verification first"));
         }

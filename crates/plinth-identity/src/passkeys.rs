@@ -210,9 +210,18 @@ impl Identity {
     }
 
     /// Starts adding a passkey to the caller's account.
-    pub async fn begin_passkey_registration(&self, principal: &Principal) -> IdentityResult<PasskeyChallenge> {
+    /// Starts adding a passkey. A passkey signs in on its own, so adding one needs the
+    /// same fresh proof as removing a second factor: a session alone (stolen, or left
+    /// open) must not be able to plant a permanent way in.
+    pub async fn begin_passkey_registration(
+        &self,
+        principal: &Principal,
+        proof: crate::mfa::Proof,
+        client: &ClientInfo,
+    ) -> IdentityResult<PasskeyChallenge> {
         let webauthn = self.webauthn()?;
         let mut tx = self.inner.db.begin().await?;
+        self.check_proof(&mut tx, principal.user, proof, client).await?;
         let user = Users::find(tx.conn(), principal.user)
             .await?
             .ok_or(IdentityError::NotFound)?;

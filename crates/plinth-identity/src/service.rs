@@ -91,6 +91,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether this session (or the session that made this API key) signed in with a
+    /// second factor. Enrolment alone says nothing about how the caller signed in.
+    pub fn signed_in_with_mfa(&self) -> bool {
+        self.amr.iter().any(|m| m == "mfa")
+    }
+
     /// Why this principal may only use its own account routes (verification, profile,
     /// MFA enrolment, sessions), or `None` when it may use everything its roles allow.
     pub fn restriction(&self, require_admin_mfa: bool) -> Option<&'static str> {
@@ -98,6 +104,10 @@ impl Principal {
             Some("verify your e-mail address first")
         } else if require_admin_mfa && self.platform_admin && !self.mfa_enrolled {
             Some("platform administrators must enrol two-step verification first")
+        } else if require_admin_mfa && self.platform_admin && !self.signed_in_with_mfa() {
+            // A session opened with the password alone (before enrolment, say) does not
+            // become an administrator's session when the account enrols later.
+            Some("platform administrators must sign in with their second factor: sign in again")
         } else {
             None
         }

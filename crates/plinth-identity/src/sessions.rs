@@ -243,6 +243,30 @@ impl Sessions {
         })
     }
 
+    /// Whether the tenant selected in `session` still admits `user` (an active membership
+    /// in a tenant that is neither suspended nor being deleted). When it does not, the
+    /// selection is cleared so no later refresh carries it.
+    pub async fn selected_tenant_stands(
+        tx: &mut Tx,
+        session: SessionId,
+        user: UserId,
+        tenant: TenantId,
+    ) -> IdentityResult<bool> {
+        // Tenancy owns these tables; identity only reads whether the membership stands,
+        // because tenancy depends on identity and not the other way round.
+        let stands: Option<bool> = on!(tx.conn(), c => sqlx::query_scalar(
+            "SELECT TRUE FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.tenant_id = $1 AND m.user_id = $2 AND m.status = 'active'
+               AND t.status IN ('active', 'trial', 'expired')"
+        ).bind(tenant).bind(user).fetch_optional(c).await)?;
+        if stands.is_some() {
+            return Ok(true);
+        }
+        exec!(tx.conn(), c => sqlx::query("UPDATE sessions SET tenant_id = NULL, portal = NULL WHERE id = $1")
+            .bind(session).execute(c).await)?;
+        Ok(false)
+    }
+
     /// Revokes a session and every refresh token of it. Returns whether it was active.
     pub async fn revoke(tx: &mut Tx, session: SessionId, reason: &str) -> IdentityResult<bool> {
         let now = Timestamp::now();

@@ -81,7 +81,7 @@ async fn tenant_context(
         .unwrap_or_default();
     let Some(grant) = &principal.api_key else {
         let actor = context.actor().with_user(principal.user);
-        let mfa_used = principal.amr.iter().any(|m| m == "mfa");
+        let mfa_used = principal.signed_in_with_mfa();
         return Ok(state
             .tenancy
             .authorize(principal.user, actor, &tenant, permission, mfa_used)
@@ -97,10 +97,11 @@ async fn tenant_context(
     let mut actor = context.actor();
     actor.kind = plinth_core::ActorKind::ApiKey;
     actor.id = Some(grant.id);
-    // Keys are made by a session that met the tenant's MFA policy.
+    // A key counts as signed in with a second factor only when the session that made
+    // it was.
     let mut ctx = state
         .tenancy
-        .authorize(principal.user, actor, &tenant, permission, true)
+        .authorize(principal.user, actor, &tenant, permission, grant.mfa_used)
         .await?;
     if ctx.scope.tenant() != grant.tenant {
         return Err(Problem::not_found());

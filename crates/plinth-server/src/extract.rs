@@ -41,25 +41,40 @@ where
                 "send the request body as application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    ProblemKind::PayloadTooLarge,
-                    "the request body exceeds the size limit",
-                )
-            } else {
-                Problem::new(
-                    ProblemKind::MalformedRequest,
-                    "the request body could not be read",
-                )
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(unreadable_body)?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A body that could not be read: too large (413) or cut off (400).
+fn unreadable_body(rejection: axum::extract::rejection::BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            ProblemKind::PayloadTooLarge,
+            "the request body exceeds the size limit",
+        )
+    } else {
+        Problem::new(
+            ProblemKind::MalformedRequest,
+            "the request body could not be read",
+        )
     }
 }
 
 /// Parses a JSON document, reporting where it went wrong.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if has_escaped_nul(bytes)
+        && let Ok(document) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(pointer) = nul_pointer(&document, String::new())
+    {
+        return Err(Problem::validation(FieldErrors::single(
+            &pointer,
+            "nul_character",
+            "text may not contain the NUL character (\\u0000)",
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let inner = err.inner();
@@ -86,6 +101,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         )
     })?;
     Ok(value)
+}
+
+/// Whether a JSON text escapes U+0000 (`\\u0000`) anywhere. Raw control characters are
+/// invalid JSON, so the escape is the only way a NUL gets in; an escaped backslash
+/// followed by `u0000` is not one.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The JSON Pointer of the first string (value or member name) holding a NUL.
+fn nul_pointer(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_pointer(item, format!("{at}/{i}"))),
+        serde_json::Value::Object(members) => members.iter().find_map(|(name, member)| {
+            let here = format!("{at}/{}", escape_pointer(name));
+            if name.contains('\0') {
+                Some(here)
+            } else {
+                nul_pointer(member, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn data_error_code(detail: &str) -> &'static str {
@@ -157,27 +210,48 @@ where
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if is_form {
-            axum::Form::<T>::from_request(req, state)
+            ApiForm::<T>::from_request(req, state)
                 .await
                 .map(|f| JsonOrForm(f.0))
-                .map_err(|e| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        Problem::new(
-                            ProblemKind::PayloadTooLarge,
-                            "the request body exceeds the size limit",
-                        )
-                    } else {
-                        Problem::new(
-                            ProblemKind::MalformedRequest,
-                            format!("invalid form body: {}", e.body_text()),
-                        )
-                    }
-                })
         } else {
             ApiJson::<T>::from_request(req, state)
                 .await
                 .map(|j| JsonOrForm(j.0))
         }
+    }
+}
+
+/// A URL-encoded form body (console and setup pages, RFC 7662 introspection).
+pub struct ApiForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(unreadable_body)?;
+        if crate::middleware::refuse_nul::encodes_nul(&bytes) {
+            return Err(Problem::new(
+                ProblemKind::MalformedRequest,
+                "the form contains a NUL character (%00), which no value may hold",
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| ApiForm(f.0))
+            .map_err(|e| {
+                Problem::new(
+                    ProblemKind::MalformedRequest,
+                    format!("invalid form body: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -317,6 +391,22 @@ mod tests {
             pointer_of(r#"{"email": "a"} x"#).0,
             ProblemKind::MalformedRequest
         );
+    }
+
+    #[test]
+    fn an_escaped_nul_is_refused_with_its_pointer() {
+        assert_eq!(
+            pointer_of(r#"{"email": "a\u0000b"}"#),
+            (ProblemKind::ValidationFailed, "/email".into())
+        );
+        assert_eq!(
+            pointer_of(r#"{"email": "a", "nested": {"x\u0000": 1}}"#),
+            (ProblemKind::ValidationFailed, "/nested/x\u{0}".into())
+        );
+        // An escaped backslash before `u0000` is text, not a NUL.
+        assert!(parse_json::<Body>(br#"{"email": "a\\u0000"}"#).is_ok());
+        assert!(!has_escaped_nul(br#"{"a": "\\u0000"}"#));
+        assert!(has_escaped_nul(br#"{"a": "\\\u0000"}"#));
     }
 
     #[test]

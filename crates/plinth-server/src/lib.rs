@@ -47,9 +47,12 @@ use crate::problem::{Problem, ProblemKind};
         (name = "setup", description = "First-run creation of the super-admin"),
         (name = "auth", description = "Sign-in, tokens, sign-up, verification and password reset"),
         (name = "me", description = "The signed-in user's account, sessions and second factors"),
+        (name = "passkeys", description = "The signed-in user's passkeys (WebAuthn)"),
+        (name = "api-keys", description = "The signed-in user's personal API keys"),
         (name = "users", description = "Platform administration of accounts"),
         (name = "tenants", description = "Tenants: creation, switching, settings and branding"),
         (name = "members", description = "Members of a tenant and their roles"),
+        (name = "invitations", description = "Invitations into a tenant, and accepting them"),
         (name = "workspaces", description = "Workspaces inside a tenant"),
         (name = "portals", description = "Portals: named entry points of a tenant"),
         (name = "flags", description = "Feature flags per platform, tenant and portal"),
@@ -77,11 +80,71 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
+/// Handlers are named for what they do inside their module (`list`, `create`); an
+/// operation id must be unique in the document, so it becomes `<tag>_<handler>`
+/// (`workspaces_list`), which is also what generated clients name their methods.
+fn qualify_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations_of(item) {
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .map(|tag| tag.replace('-', "_"));
+            if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+                *id = format!("{tag}_{id}");
+            }
+        }
+    }
+}
+
+fn operations_of(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// OpenAPI requires a description on every response; where a route gave none, the
+/// status's reason phrase ("OK", "Not Found") is the honest minimum.
+fn describe_every_response(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations_of(item) {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
+}
+
 /// The application router with all middleware, and the table of its routes.
 pub fn build(state: AppState) -> (Router, RouteTable) {
     let (router, mut openapi, table) =
         routes::register(router::Routes::new(state.clone(), ApiDoc::openapi())).finish();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    describe_every_response(&mut openapi);
+    qualify_operation_ids(&mut openapi);
     let json = openapi.to_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render the OpenAPI document");
         String::new()
@@ -100,6 +163,9 @@ pub fn build(state: AppState) -> (Router, RouteTable) {
             Duration::from_secs(config.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(
+            middleware::refuse_nul::refuse_nul,
+        ))
         .layer(CompressionLayer::new());
     let router = middleware::security_headers::apply(router, config.behind_tls())
         .layer(axum::middleware::from_fn(

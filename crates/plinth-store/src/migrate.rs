@@ -48,6 +48,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_access", postgres = "0005_access"),
     migration!(6, "0006_passkeys"),
     migration!(7, "0007_policies", postgres = "0007_policies"),
+    migration!(8, "0008_api_key_mfa"),
 ];
 
 impl Migration {

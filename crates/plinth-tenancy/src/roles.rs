@@ -15,6 +15,10 @@ use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::policies::RequestFacts;
 use crate::service::Tenancy;
 
+/// The one answer of the check API for a tenant the subject cannot act in because it is
+/// not theirs, whether or not the tenant exists.
+pub const NOT_A_MEMBER: &str = "the subject is not an active member of the tenant, or there is no such tenant";
+
 /// The roles of one tenant, to turn role keys into permissions.
 #[derive(Debug, Clone, Default)]
 pub struct RoleBook {
@@ -478,14 +482,15 @@ impl Tenancy {
                 reason: reason.to_owned(),
             })
         };
-        let Some(row) = row else { return deny("no such tenant") };
-        let Some(roles) = row
-            .roles
-            .as_deref()
-            .filter(|_| row.membership_status.as_deref() == Some("active"))
+        // An unknown tenant, one the subject is not an active member of and one pending
+        // deletion answer alike: the check API must not tell callers which tenants exist.
+        let Some((row, roles)) = row
+            .filter(|r| r.status != "pending_deletion" && r.membership_status.as_deref() == Some("active"))
+            .and_then(|r| r.roles.clone().map(|roles| (r, roles)))
         else {
-            return deny("the subject is not an active member of the tenant");
+            return deny(NOT_A_MEMBER);
         };
+        let roles = roles.as_str();
         match row.status.as_str() {
             "active" | "trial" => {}
             "expired" if permission.ends_with(":read") && role_list(roles).iter().any(|r| r == "owner") => {}

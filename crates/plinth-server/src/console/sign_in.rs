@@ -3,7 +3,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use serde::Deserialize;
 use super::{Shell, csrf, error_page, safe_next, see_other, with_cookies};
 use crate::auth::Caller;
 use crate::cookies;
-use crate::extract::{ApiQuery, RequestContext};
+use crate::extract::{ApiForm, ApiQuery, RequestContext};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -95,7 +94,7 @@ pub async fn submit(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Form(form): Form<SignInForm>,
+    ApiForm(form): ApiForm<SignInForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     let csrf = csrf::token_of(&headers).unwrap_or_default();
@@ -164,7 +163,7 @@ pub async fn submit_mfa(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Form(form): Form<MfaForm>,
+    ApiForm(form): ApiForm<MfaForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     let csrf = csrf::token_of(&headers).unwrap_or_default();

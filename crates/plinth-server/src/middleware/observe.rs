@@ -35,7 +35,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let started = Instant::now();
     let request_id = request_id::accept_client_id(request.headers().get(request_id::HEADER))
         .unwrap_or_else(request_id::generate);
-    let ip = client_ip(&request, state.config.trust_proxy_headers);
+    let ip = client_ip(&request, &state.config);
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -85,20 +85,23 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     response
 }
 
-fn client_ip(request: &Request, trust_proxy: bool) -> Option<String> {
-    if trust_proxy
-        && let Some(forwarded) = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-    {
-        return Some(forwarded.to_owned());
-    }
-    request
+fn client_ip(request: &Request, config: &plinth_core::config::Config) -> Option<String> {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| addr.ip())?;
+    if !config.trust_proxy_headers {
+        return Some(peer.to_string());
+    }
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    Some(
+        config
+            .trusted_proxies
+            .client_address(peer, forwarded)
+            .to_string(),
+    )
 }

@@ -153,7 +153,7 @@ async fn decide(
     check: &CheckRequest,
 ) -> Result<Decision, Problem> {
     let subject = check.subject.unwrap_or(me.user);
-    let mfa_used = me.amr.iter().any(|m| m == "mfa");
+    let mfa_used = me.signed_in_with_mfa();
     if subject != me.user {
         state
             .tenancy
@@ -251,6 +251,7 @@ pub async fn check_batch(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsQuery {
     /// Tenant id or slug; the session's tenant when absent.
@@ -282,7 +283,7 @@ pub async fn mine(
                 "name a tenant with ?tenant= or select one first",
             )
         })?;
-    let mfa_used = me.amr.iter().any(|m| m == "mfa");
+    let mfa_used = me.signed_in_with_mfa();
     let ctx = state
         .tenancy
         .authorize(

@@ -26,7 +26,7 @@ pub struct CreateApiKey {
 
 /// Creates an API key for one tenant with a subset of the caller's permissions there.
 /// The key is in the answer, once.
-#[utoipa::path(post, path = "/api/v1/me/api-keys", tag = "me", request_body = CreateApiKey,
+#[utoipa::path(post, path = "/api/v1/me/api-keys", tag = "api-keys", request_body = CreateApiKey,
     responses(
         (status = 201, body = CreatedApiKey),
         (status = 403, description = "A permission you do not hold", body = ProblemDocument, content_type = "application/problem+json"),
@@ -51,7 +51,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let mfa_used = me.amr.iter().any(|m| m == "mfa");
+    let mfa_used = me.signed_in_with_mfa();
     let ctx = state
         .tenancy
         .authorize(
@@ -86,7 +86,7 @@ pub async fn create(
 }
 
 /// The caller's API keys (without the keys themselves).
-#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "me", responses((status = 200, body = Vec<ApiKeyView>)))]
+#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", responses((status = 200, body = Vec<ApiKeyView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
@@ -95,7 +95,7 @@ pub async fn list(
 }
 
 /// Revokes one of the caller's API keys; it stops working at once.
-#[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "me",
+#[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 204, description = "Revoked"), (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn revoke(

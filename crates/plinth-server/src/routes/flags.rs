@@ -14,6 +14,7 @@ use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveQuery {
     /// Resolve for this portal of the tenant too.

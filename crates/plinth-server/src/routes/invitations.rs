@@ -33,7 +33,7 @@ async fn inviter_name(state: &AppState, user: plinth_core::UserId) -> String {
 }
 
 /// Invites an address with a role; the invitee gets a link valid 7 days.
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations", tag = "members", request_body = CreateInvitation,
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations", tag = "invitations", request_body = CreateInvitation,
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses(
         (status = 201, body = Invitation),
@@ -59,7 +59,7 @@ pub async fn create(
 }
 
 /// Pending invitations.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "members",
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "invitations",
     params(("tenant" = String, Path, description = "Tenant id or slug")),
     responses((status = 200, body = Vec<Invitation>)))]
 pub async fn list(
@@ -70,7 +70,7 @@ pub async fn list(
 }
 
 /// Revokes a pending invitation; its link stops working.
-#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/invitations/{id}", tag = "members",
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/invitations/{id}", tag = "invitations",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Invitation id")),
     responses((status = 204, description = "Revoked"), (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn revoke(
@@ -83,7 +83,7 @@ pub async fn revoke(
 }
 
 /// Sends a fresh link, valid 7 more days; the previous link stops working.
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations/{id}/resend", tag = "members",
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations/{id}/resend", tag = "invitations",
     params(("tenant" = String, Path, description = "Tenant id or slug"), ("id" = String, Path, description = "Invitation id")),
     responses((status = 200, body = Invitation), (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn resend(
@@ -117,7 +117,7 @@ pub struct Joined {
 }
 
 /// Accepts an invitation as the signed-in user (whose address it was sent to).
-#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "members", request_body = AcceptInvitation,
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "invitations", request_body = AcceptInvitation,
     responses(
         (status = 200, body = Joined),
         (status = 400, description = "Invalid, expired or revoked link", body = ProblemDocument, content_type = "application/problem+json"),
@@ -155,7 +155,7 @@ pub struct JoinedAsNewUser {
 }
 
 /// Accepts an invitation by creating an account for the invited address.
-#[utoipa::path(post, path = "/api/v1/invitations/accept-new", tag = "members", request_body = AcceptAsNewUser,
+#[utoipa::path(post, path = "/api/v1/invitations/accept-new", tag = "invitations", request_body = AcceptAsNewUser,
     responses(
         (status = 201, body = JoinedAsNewUser),
         (status = 400, body = ProblemDocument, content_type = "application/problem+json"),

@@ -186,7 +186,7 @@ pub struct ProofRequest {
     password: Option<SecretString>,
 }
 
-fn proof(body: ProofRequest) -> Result<Proof, Problem> {
+pub(crate) fn proof(body: ProofRequest) -> Result<Proof, Problem> {
     match (body.code, body.password) {
         (Some(code), None) => Ok(Proof::Code(code)),
         (None, Some(password)) => Ok(Proof::Password(password)),

@@ -14,6 +14,7 @@ use crate::routes::tenants::decode_cursor;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MemberListQuery {
     /// Part of the e-mail address or name.

@@ -17,20 +17,31 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiPath, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::me::{ProofRequest, proof};
 use crate::state::AppState;
 
-/// Starts adding a passkey to the caller's account.
-#[utoipa::path(post, path = "/api/v1/me/passkeys/register/begin", tag = "me",
+/// Starts adding a passkey to the caller's account; needs the password or a current
+/// code, like every change to how the account signs in.
+#[utoipa::path(post, path = "/api/v1/me/passkeys/register/begin", tag = "passkeys", request_body = ProofRequest,
     responses(
         (status = 200, body = PasskeyChallenge),
+        (status = 400, description = "Wrong code or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The account already holds 20 passkeys", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The server's public URL cannot host passkeys", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn begin_registration(
     State(state): State<AppState>,
     Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<ProofRequest>,
 ) -> Result<Json<PasskeyChallenge>, Problem> {
-    Ok(Json(state.identity.begin_passkey_registration(&me).await?))
+    Ok(Json(
+        state
+            .identity
+            .begin_passkey_registration(&me, proof(body)?, &context.client())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -45,7 +56,7 @@ pub struct FinishRegistration {
 }
 
 /// Stores the new passkey. The account's first second factor also returns recovery codes.
-#[utoipa::path(post, path = "/api/v1/me/passkeys/register/finish", tag = "me", request_body = FinishRegistration,
+#[utoipa::path(post, path = "/api/v1/me/passkeys/register/finish", tag = "passkeys", request_body = FinishRegistration,
     responses(
         (status = 201, body = RegisteredPasskey),
         (status = 400, description = "The authenticator's answer was refused, or the challenge is unknown or used", body = ProblemDocument, content_type = "application/problem+json"),
@@ -70,7 +81,7 @@ pub async fn finish_registration(
 }
 
 /// The caller's passkeys.
-#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "me", responses((status = 200, body = Vec<PasskeyView>)))]
+#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "passkeys", responses((status = 200, body = Vec<PasskeyView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
@@ -85,7 +96,7 @@ pub struct RenamePasskey {
 }
 
 /// Renames one of the caller's passkeys.
-#[utoipa::path(patch, path = "/api/v1/me/passkeys/{id}", tag = "me", request_body = RenamePasskey,
+#[utoipa::path(patch, path = "/api/v1/me/passkeys/{id}", tag = "passkeys", request_body = RenamePasskey,
     params(("id" = Uuid, Path, description = "Passkey id")),
     responses(
         (status = 200, body = PasskeyView),
@@ -103,7 +114,7 @@ pub async fn rename(
 }
 
 /// Removes one of the caller's passkeys.
-#[utoipa::path(delete, path = "/api/v1/me/passkeys/{id}", tag = "me",
+#[utoipa::path(delete, path = "/api/v1/me/passkeys/{id}", tag = "passkeys",
     params(("id" = Uuid, Path, description = "Passkey id")),
     responses(
         (status = 204, description = "Removed"),

@@ -373,9 +373,23 @@ async fn the_check_api_answers_with_reasons(db: TestDatabase) {
     .unwrap();
     assert_eq!(
         about_outsider["reason"],
-        "the subject is not an active member of the tenant"
+        "the subject is not an active member of the tenant, or there is no such tenant"
     );
     let outsider_token = token_of(&app, "out@else.test").await;
+    // Checking yourself against tenants you are not in tells nothing about whether they
+    // exist: another tenant's slug, its id and an unknown slug answer byte for byte alike.
+    let mut answers = Vec::new();
+    for tenant in ["checks", tenant_id.as_str(), "no-such-tenant"] {
+        let response = check(
+            outsider_token.clone(),
+            json!({"action": "tenant:read", "resource": {"tenant": tenant}}),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        answers.push(response.text().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
     let snooping = check(
         outsider_token,
         json!({"subject": viewer, "action": "tenant:read", "resource": {"tenant": "checks"}}),

@@ -11,6 +11,7 @@ backend_tests!(
     a_key_is_shown_once_and_works_only_within_its_grant,
     a_key_never_exceeds_its_owner,
     revoked_and_expired_keys_are_refused,
+    a_key_counts_as_mfa_only_when_its_creating_session_did,
 );
 
 async fn owner_of(app: &TestApp, email: &str, tenant: &str) -> String {
@@ -242,5 +243,62 @@ async fn revoked_and_expired_keys_are_refused(db: TestDatabase) {
         "unauthenticated",
     )
     .await;
+    app.stop().await;
+}
+
+async fn a_key_counts_as_mfa_only_when_its_creating_session_did(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let password_only = owner_of(&app, "o@mfakeys.test", "mfakeys").await;
+    let saved = app
+        .post_as(
+            "/api/v1/tenants/mfakeys/policies",
+            &password_only,
+            &json!({"name": "mfa-for-workspaces", "description": "test",
+                    "source": r#"forbid(principal, action == Plinth::Action::"workspaces:create", resource) unless { context.mfa };"#}),
+        )
+        .await;
+    assert_eq!(saved.status(), 201);
+    let key_of = |token: String| {
+        let app = &app;
+        async move {
+            let created: serde_json::Value =
+                create_key(app, &token, "mfakeys", &["workspaces:create"])
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+            created
+        }
+    };
+    let create_workspace = |key: String, slug: &'static str| {
+        let app = &app;
+        async move {
+            app.post_as(
+                "/api/v1/tenants/mfakeys/workspaces",
+                &key,
+                &json!({"slug": slug, "name": slug}),
+            )
+            .await
+        }
+    };
+    // A key made by a password-only session is a password-only caller.
+    let weak = key_of(password_only.clone()).await;
+    assert_eq!(weak["mfa_used"], false);
+    let refused = create_workspace(weak["key"].as_str().unwrap().to_owned(), "weak").await;
+    let problem = assert_problem(refused, 403, "forbidden").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mfa-for-workspaces")
+    );
+
+    // The same owner, signed in with a second factor, makes a key that counts as MFA.
+    let (secret, _) = crate::mfa::enrol_totp(&app, &password_only).await;
+    let two_step = crate::mfa::sign_in_with_totp(&app, "o@mfakeys.test", &secret).await;
+    let strong = key_of(two_step["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(strong["mfa_used"], true);
+    let allowed = create_workspace(strong["key"].as_str().unwrap().to_owned(), "strong").await;
+    assert_eq!(allowed.status(), 201);
     app.stop().await;
 }

@@ -20,7 +20,7 @@ backend_tests!(
     login_is_rate_limited_per_address_and_account,
     introspection_reports_active_and_inactive_tokens,
     changing_the_password_ends_the_other_sessions,
-    platform_admins_must_enrol_mfa_before_admin_routes,
+    platform_admins_must_sign_in_with_a_second_factor_before_admin_routes,
 );
 
 async fn login_returns_an_oauth_token_pair_that_authenticates(db: TestDatabase) {
@@ -510,7 +510,7 @@ async fn changing_the_password_ends_the_other_sessions(db: TestDatabase) {
     app.stop().await;
 }
 
-async fn platform_admins_must_enrol_mfa_before_admin_routes(db: TestDatabase) {
+async fn platform_admins_must_sign_in_with_a_second_factor_before_admin_routes(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let target = app.create_user("t@example.com", PASSWORD, true, &[]).await;
     app.create_user(
@@ -530,14 +530,25 @@ async fn platform_admins_must_enrol_mfa_before_admin_routes(db: TestDatabase) {
     let body = assert_problem(blocked, 403, "forbidden").await;
     assert!(body["detail"].as_str().unwrap().contains("two-step"));
 
-    crate::mfa::enrol_totp(&app, token).await;
-    let unlock = app
+    let (secret, _) = crate::mfa::enrol_totp(&app, token).await;
+    // Enrolling does not turn the password-only session into an administrator's one.
+    let same_session = app
         .post_as(&format!("/api/v1/users/{target}/unlock"), token, &json!({}))
+        .await;
+    let body = assert_problem(same_session, 403, "forbidden").await;
+    assert!(body["detail"].as_str().unwrap().contains("second factor"));
+    let two_step = crate::mfa::sign_in_with_totp(&app, "root@example.com", &secret).await;
+    let unlock = app
+        .post_as(
+            &format!("/api/v1/users/{target}/unlock"),
+            two_step["access_token"].as_str().unwrap(),
+            &json!({}),
+        )
         .await;
     assert_eq!(
         unlock.status(),
         204,
-        "allowed once a second factor is enrolled"
+        "allowed for a session signed in with the second factor"
     );
     app.stop().await;
 }

@@ -52,6 +52,20 @@ pub async fn enrol_totp(app: &TestApp, token: &str) -> (String, Vec<String>) {
     (secret, codes)
 }
 
+/// Signs in with the password and then a TOTP code of the next step (the current one
+/// was spent on enrolment); returns the token pair.
+pub async fn sign_in_with_totp(app: &TestApp, email: &str, secret: &str) -> serde_json::Value {
+    let challenge = start_login(app, email).await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/mfa",
+            &json!({"mfa_token": challenge, "code": code(secret, 1)}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
 backend_tests!(
     totp_sign_in_takes_two_steps_and_refuses_replays,
     recovery_codes_work_once,
@@ -59,7 +73,7 @@ backend_tests!(
     a_wrong_enrolment_code_does_not_enable_totp,
 );
 
-async fn start_login(app: &TestApp, email: &str) -> String {
+pub async fn start_login(app: &TestApp, email: &str) -> String {
     let response = app
         .post_json(
             "/api/v1/auth/login",

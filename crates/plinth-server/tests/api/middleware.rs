@@ -15,6 +15,7 @@ backend_tests!(
     large_responses_are_compressed_when_the_client_accepts,
     unknown_routes_and_methods_get_problems,
     a_request_slower_than_the_timeout_gets_408,
+    the_client_address_is_the_rightmost_one_a_trusted_proxy_saw,
 );
 
 async fn a_well_formed_client_request_id_is_echoed_and_a_bad_one_replaced(db: TestDatabase) {
@@ -149,5 +150,64 @@ async fn a_request_slower_than_the_timeout_gets_408(db: TestDatabase) {
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("application/problem+json"), "{response}");
     assert!(response.contains("request-timeout"), "{response}");
+    app.stop().await;
+}
+
+/// Signs in with `forwarded_for` (when given) and returns the address the session records.
+async fn recorded_address(app: &TestApp, email: &str, forwarded_for: Option<&str>) -> String {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": crate::auth::PASSWORD}));
+    if let Some(value) = forwarded_for {
+        request = request.header("x-forwarded-for", value);
+    }
+    let tokens: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+    let sessions: serde_json::Value = app
+        .get_as(
+            "/api/v1/me/sessions",
+            tokens["access_token"].as_str().unwrap(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sessions = sessions.get("items").unwrap_or(&sessions);
+    sessions[0]["ip"].as_str().unwrap().to_owned()
+}
+
+async fn the_client_address_is_the_rightmost_one_a_trusted_proxy_saw(db: TestDatabase) {
+    // The test client connects from 127.0.0.1, a trusted proxy by default; the client
+    // wrote 6.6.6.6 itself and the proxy appended the address it saw.
+    let app = TestApp::on(db)
+        .with("trust_proxy_headers", true)
+        .with("trusted_proxies", "127.0.0.0/8, 10.0.0.0/8")
+        .spawn()
+        .await;
+    app.create_user("fwd@example.com", crate::auth::PASSWORD, true, &[])
+        .await;
+    let spoofed = "6.6.6.6, 203.0.113.9, 10.1.2.3";
+    assert_eq!(
+        recorded_address(&app, "fwd@example.com", Some(spoofed)).await,
+        "203.0.113.9"
+    );
+    assert_eq!(
+        recorded_address(&app, "fwd@example.com", None).await,
+        "127.0.0.1"
+    );
+    app.stop().await;
+
+    // Without the proxy's network trusted, the header is ignored altogether.
+    let app = TestApp::on(plinth_testkit::TestDatabase::sqlite())
+        .with("trust_proxy_headers", true)
+        .with("trusted_proxies", "10.0.0.0/8")
+        .spawn()
+        .await;
+    app.create_user("fwd@example.com", crate::auth::PASSWORD, true, &[])
+        .await;
+    assert_eq!(
+        recorded_address(&app, "fwd@example.com", Some(spoofed)).await,
+        "127.0.0.1"
+    );
     app.stop().await;
 }

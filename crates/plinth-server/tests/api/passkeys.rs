@@ -131,6 +131,7 @@ backend_tests!(
     a_passkey_signs_in_without_a_password_and_its_challenge_works_once,
     answers_for_another_origin_or_with_a_bad_signature_are_refused_and_recorded,
     a_disabled_account_cannot_sign_in_with_its_passkey,
+    adding_a_passkey_needs_a_fresh_proof_and_guesses_are_rate_limited,
 );
 
 async fn json_of(response: reqwest::Response, status: u16) -> Value {
@@ -151,8 +152,12 @@ async fn signed_in_user(app: &TestApp, email: &str) -> String {
 /// Registers `authenticator` on the caller's account; returns the finish answer.
 async fn register(app: &TestApp, token: &str, authenticator: &mut SoftAuthenticator) -> Value {
     let begun = json_of(
-        app.post_as("/api/v1/me/passkeys/register/begin", token, &json!({}))
-            .await,
+        app.post_as(
+            "/api/v1/me/passkeys/register/begin",
+            token,
+            &json!({"password": PASSWORD}),
+        )
+        .await,
         200,
     )
     .await;
@@ -194,8 +199,12 @@ async fn a_passkey_can_be_added_listed_renamed_and_removed(db: TestDatabase) {
 
     // The same authenticator cannot be registered twice; the begin excludes it.
     let again = json_of(
-        app.post_as("/api/v1/me/passkeys/register/begin", &token, &json!({}))
-            .await,
+        app.post_as(
+            "/api/v1/me/passkeys/register/begin",
+            &token,
+            &json!({"password": PASSWORD}),
+        )
+        .await,
         200,
     )
     .await;
@@ -472,5 +481,43 @@ async fn a_disabled_account_cannot_sign_in_with_its_passkey(db: TestDatabase) {
         "invalid-credentials",
     )
     .await;
+    app.stop().await;
+}
+
+async fn adding_a_passkey_needs_a_fresh_proof_and_guesses_are_rate_limited(db: TestDatabase) {
+    let app = TestApp::on(db).with("rate_limit_login", 3).spawn().await;
+    let token = signed_in_user(&app, "proof@example.com").await;
+    // A session alone is not enough to plant a passkey.
+    let bare = app
+        .post_as("/api/v1/me/passkeys/register/begin", &token, &json!({}))
+        .await;
+    assert_problem(bare, 422, "validation-failed").await;
+    let begin = |password: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            app.post_as(
+                "/api/v1/me/passkeys/register/begin",
+                token,
+                &json!({"password": password}),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_problem(begin("not-the-password").await, 400, "invalid-code").await;
+    }
+    // The budget is spent: even the right password waits, like a sign-in would.
+    let limited = begin(PASSWORD).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "rate-limited").await;
+    // Other re-authentications draw on the same budget.
+    let change = app
+        .post_as(
+            "/api/v1/me/password",
+            &token,
+            &json!({"current_password": PASSWORD, "new_password": "another long passphrase 42"}),
+        )
+        .await;
+    assert_problem(change, 429, "rate-limited").await;
     app.stop().await;
 }

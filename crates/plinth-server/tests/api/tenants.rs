@@ -14,6 +14,7 @@ backend_tests!(
     self_service_tenant_creation_follows_the_platform_setting,
     slugs_are_validated_reserved_and_unique,
     switching_tenant_gives_a_token_that_refresh_keeps,
+    refresh_drops_the_tenant_claim_once_the_membership_is_gone,
     members_are_sorted_filtered_and_paginated_server_side,
     roles_cannot_be_escalated_and_the_last_owner_stays,
     removed_members_lose_access_at_once,
@@ -230,6 +231,61 @@ async fn switching_tenant_gives_a_token_that_refresh_keeps(db: TestDatabase) {
         "not-found",
     )
     .await;
+    app.stop().await;
+}
+
+async fn refresh_drops_the_tenant_claim_once_the_membership_is_gone(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let (_, owner) = signed_in(&app, "own@claims.test").await;
+    let tenant = app.create_tenant(&owner, "claims").await;
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let member = app.create_user("m@claims.test", PASSWORD, true, &[]).await;
+    app.add_member(tenant_id, member, "member").await;
+    let tokens = app.login("m@claims.test", PASSWORD).await;
+    let switched = app
+        .post_as(
+            "/api/v1/me/tenant",
+            tokens["access_token"].as_str().unwrap(),
+            &json!({"tenant": "claims"}),
+        )
+        .await;
+    assert_eq!(switched.status(), 200);
+    let refresh = |token: serde_json::Value| {
+        let app = &app;
+        async move {
+            let pair: serde_json::Value = app
+                .post_json("/api/v1/auth/refresh", &json!({"refresh_token": token}))
+                .await
+                .json()
+                .await
+                .unwrap();
+            pair
+        }
+    };
+    let kept = refresh(tokens["refresh_token"].clone()).await;
+    assert_eq!(
+        claims(kept["access_token"].as_str().unwrap())["tenant"],
+        tenant_id
+    );
+
+    let removed = app
+        .delete_as(&format!("/api/v1/tenants/claims/members/{member}"), &owner)
+        .await;
+    assert_eq!(removed.status(), 204);
+    let dropped = refresh(kept["refresh_token"].clone()).await;
+    let access = dropped["access_token"].as_str().unwrap();
+    assert!(
+        claims(access).get("tenant").is_none(),
+        "a removed member's refreshed token must not name the tenant"
+    );
+    // And the session forgot it: the next refresh does not bring it back.
+    app.add_member(tenant_id, member, "member").await;
+    let later = refresh(dropped["refresh_token"].clone()).await;
+    assert!(
+        claims(later["access_token"].as_str().unwrap())
+            .get("tenant")
+            .is_none()
+    );
     app.stop().await;
 }
 

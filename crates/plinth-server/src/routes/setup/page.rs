@@ -2,7 +2,6 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use plinth_identity::{IdentityError, NewSuperAdmin, SetupVia};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::extract::{ApiQuery, RequestContext};
+use crate::extract::{ApiForm, ApiQuery, RequestContext};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -69,7 +68,7 @@ pub struct SetupForm {
 pub async fn submit(
     State(state): State<AppState>,
     context: RequestContext,
-    Form(form): Form<SetupForm>,
+    ApiForm(form): ApiForm<SetupForm>,
 ) -> Result<Response, Problem> {
     let redisplay = |errors: Vec<String>| {
         (
