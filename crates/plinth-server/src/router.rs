@@ -81,6 +81,62 @@ fn operations(item: &utoipa::openapi::PathItem) -> Vec<(Method, &Operation)> {
     .collect()
 }
 
+/// Adds the error responses every route of its kind can give (where the route did not
+/// describe them itself), so the document lists every status a client may see: the
+/// extractors' 400/413/415/422, the guard's 401/403, and 404 for an unknown path
+/// parameter.
+fn document_standard_errors(operation: &mut Operation, access: Access, has_path_parameters: bool) {
+    let mut standard = vec![(
+        "400",
+        "The request could not be read: bad syntax, a malformed parameter, or a NUL character",
+    )];
+    if operation.request_body.is_some() {
+        standard.extend([
+            ("413", "The request body is larger than the limit"),
+            ("415", "The request body is not JSON"),
+            ("422", "A value is invalid; `errors` points at each"),
+        ]);
+    }
+    let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
+        parameters
+            .iter()
+            .any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query))
+    });
+    if has_query {
+        standard.push(("422", "A query parameter is invalid"));
+    }
+    if access != Access::Public {
+        standard.extend([
+            ("401", "No valid access token, API key or console session"),
+            ("403", "The caller may not do this"),
+        ]);
+    }
+    if has_path_parameters || matches!(access, Access::Tenant(_)) {
+        standard.push(("404", "No such resource, or none the caller may see"));
+    }
+    for (status, description) in standard {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
 impl Routes {
     pub fn new(state: AppState, openapi: OpenApi) -> Self {
         Self {
@@ -133,6 +189,21 @@ impl Routes {
                             Vec::<String>::new(),
                         )]);
                 }
+            }
+        }
+        for (path, item) in paths.paths.iter_mut() {
+            let has_path_parameters = path.contains('{');
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                document_standard_errors(operation, access, has_path_parameters);
             }
         }
         let routes = (schemas, paths, self.guarded(access, kind, method_router));

@@ -29,12 +29,21 @@ impl FlagLevel {
     }
 }
 
+/// What a flag's value may be, for the OpenAPI document: a switch or a variant's name.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used
+pub enum FlagValue {
+    Switch(bool),
+    Variant(String),
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Flag {
     pub key: String,
     pub level: FlagLevel,
     /// `true`/`false`, or a variant name.
-    #[schema(value_type = Object)]
+    #[schema(value_type = FlagValue)]
     pub value: Value,
     pub description: Option<String>,
     pub updated_at: Timestamp,
@@ -44,7 +53,8 @@ pub struct Flag {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagInput {
-    #[schema(value_type = Object)]
+    /// `true`/`false`, or a variant name.
+    #[schema(value_type = FlagValue)]
     pub value: Value,
     pub description: Option<String>,
 }

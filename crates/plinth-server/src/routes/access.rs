@@ -229,7 +229,9 @@ pub struct BatchCheckResponse {
 
 /// Up to 100 checks in one request.
 #[utoipa::path(post, path = "/api/v1/authz/check/batch", tag = "access", request_body = BatchCheckRequest,
-    responses((status = 200, body = BatchCheckResponse), (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
+    responses((status = 200, body = BatchCheckResponse),
+        (status = 404, description = "A tenant you may not inspect (checking another user)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn check_batch(
     State(state): State<AppState>,
     Caller(me): Caller,

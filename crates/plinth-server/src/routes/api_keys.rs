@@ -30,6 +30,7 @@ pub struct CreateApiKey {
     responses(
         (status = 201, body = CreatedApiKey),
         (status = 403, description = "A permission you do not hold", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No tenant you are an active member of", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Unknown permission or invalid field", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn create(
