@@ -85,7 +85,7 @@ impl utoipa::Modify for BearerScheme {
 /// (`workspaces_list`), which is also what generated clients name their methods.
 fn qualify_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
     for item in openapi.paths.paths.values_mut() {
-        for operation in operations_of(item) {
+        for operation in router::operations_mut(item) {
             let tag = operation
                 .tags
                 .as_ref()
@@ -98,29 +98,12 @@ fn qualify_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-fn operations_of(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
-    ]
-    .into_iter()
-    .flatten()
-}
-
 /// OpenAPI requires a description on every response; where a route gave none, the
 /// status's reason phrase ("OK", "Not Found") is the honest minimum.
 fn describe_every_response(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     for item in openapi.paths.paths.values_mut() {
-        for operation in operations_of(item) {
+        for operation in router::operations_mut(item) {
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let RefOr::T(response) = response
                     && response.description.is_empty()

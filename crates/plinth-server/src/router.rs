@@ -137,6 +137,24 @@ fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi
         .into()
 }
 
+/// Every operation of a path item, to change.
+pub(crate) fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 impl Routes {
     pub fn new(state: AppState, openapi: OpenApi) -> Self {
         Self {
@@ -170,39 +188,17 @@ impl Routes {
         routes: UtoipaMethodRouter<AppState>,
     ) -> Self {
         let (schemas, mut paths, method_router) = routes;
-        if access != Access::Public {
-            // Documents the bearer requirement on each operation.
-            for item in paths.paths.values_mut() {
-                for operation in [
-                    &mut item.get,
-                    &mut item.post,
-                    &mut item.put,
-                    &mut item.patch,
-                    &mut item.delete,
-                ]
-                .into_iter()
-                .flatten()
-                {
+        for (path, item) in paths.paths.iter_mut() {
+            let has_path_parameters = path.contains('{');
+            for operation in operations_mut(item) {
+                if access != Access::Public {
+                    // Documents the bearer requirement on each operation.
                     operation.security =
                         Some(vec![utoipa::openapi::security::SecurityRequirement::new(
                             "bearer",
                             Vec::<String>::new(),
                         )]);
                 }
-            }
-        }
-        for (path, item) in paths.paths.iter_mut() {
-            let has_path_parameters = path.contains('{');
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
                 document_standard_errors(operation, access, has_path_parameters);
             }
         }
