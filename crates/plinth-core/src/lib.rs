@@ -10,7 +10,7 @@ pub mod time;
 pub mod validation;
 
 pub use id::*;
-pub use page::{Cursor, Page, PageRequest};
+pub use page::{Cursor, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
 pub use scope::{Actor, ActorKind, TenantScope};
 pub use time::Timestamp;
 pub use validation::{FieldError, FieldErrors};

@@ -5,6 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use crate::FieldErrors;
+
 pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 pub const MAX_PAGE_LIMIT: u32 = 200;
 
@@ -44,15 +46,46 @@ impl PageRequest {
             after,
         }
     }
+
+    /// The id carried by the cursor of an id-ordered list; a cursor holding something
+    /// else was not made by that list.
+    pub fn after_id(&self) -> Result<Option<uuid::Uuid>, FieldErrors> {
+        self.after
+            .as_deref()
+            .map(|cursor| {
+                cursor
+                    .parse::<uuid::Uuid>()
+                    .map_err(|_| FieldErrors::single("cursor", "invalid_value", "not a cursor from this list"))
+            })
+            .transpose()
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One page of a list. `next_cursor` is absent on the last page; pass it back as
+/// `?cursor=` for the next one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
+    /// Pages a whole, bounded collection held in memory, in the order of `key` (which
+    /// must be unique): the items after the cursor's key, at most `limit` of them.
+    pub fn from_sorted(mut items: Vec<T>, page: &PageRequest, key: impl Fn(&T) -> String) -> Self {
+        items.sort_by_key(|item| key(item));
+        let rows: Vec<T> = items
+            .into_iter()
+            .filter(|item| {
+                page.after
+                    .as_ref()
+                    .is_none_or(|after| key(item).as_str() > after.as_str())
+            })
+            .take(page.limit as usize + 1)
+            .collect();
+        Self::from_overfetch(rows, page.limit, key)
+    }
+
     /// Builds a page from `limit + 1` fetched rows: the extra row only says whether
     /// another page exists.
     pub fn from_overfetch(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
@@ -90,6 +123,20 @@ mod tests {
             Some("2")
         );
         let last = Page::from_overfetch(vec![1, 2], 2, |n| n.to_string());
+        assert!(last.next_cursor.is_none());
+    }
+
+    #[test]
+    fn a_sorted_collection_is_paged_after_the_cursor() {
+        let all = vec!["c", "a", "e", "b", "d"];
+        let first = Page::from_sorted(all.clone(), &PageRequest::new(Some(2), None), |s| s.to_string());
+        assert_eq!(first.items, vec!["a", "b"]);
+        let after = Cursor::decode(first.next_cursor.as_deref().unwrap());
+        let second = Page::from_sorted(all.clone(), &PageRequest::new(Some(2), after), |s| s.to_string());
+        assert_eq!(second.items, vec!["c", "d"]);
+        let after = Cursor::decode(second.next_cursor.as_deref().unwrap());
+        let last = Page::from_sorted(all, &PageRequest::new(Some(2), after), |s| s.to_string());
+        assert_eq!(last.items, vec!["e"]);
         assert!(last.next_cursor.is_none());
     }
 

@@ -1,7 +1,7 @@
 //! The signed-in user's own account: profile, password, sessions.
 
 use plinth_audit::AuditEntry;
-use plinth_core::{SessionId, Timestamp, UserId};
+use plinth_core::{Page, PageRequest, SessionId, Timestamp, UserId};
 use plinth_store::exec;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -122,9 +122,11 @@ impl Identity {
         Ok(())
     }
 
-    pub async fn my_sessions(&self, principal: &Principal) -> IdentityResult<Vec<SessionView>> {
+    /// The caller's live sessions, newest first.
+    pub async fn my_sessions(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<SessionView>> {
+        let after = page.after_id().map_err(IdentityError::Validation)?.map(SessionId);
         let mut conn = self.inner.db.read().await?;
-        Sessions::list_active(conn.conn(), principal.user, Some(principal.session)).await
+        Sessions::list_active(conn.conn(), principal.user, Some(principal.session), after, page.limit).await
     }
 
     /// Ends one of the caller's own sessions. Another user's session id is not found.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, SessionId, TenantId, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, SessionId, TenantId, Timestamp, UserId};
 use plinth_store::{exec, on};
 use serde::Serialize;
 use time::Duration;
@@ -141,11 +141,14 @@ impl Identity {
         })
     }
 
-    pub async fn api_keys(&self, principal: &Principal) -> IdentityResult<Vec<ApiKeyView>> {
+    /// The caller's live keys, newest first (ids are UUIDv7).
+    pub async fn api_keys(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<ApiKeyView>> {
+        let after = page.after_id().map_err(IdentityError::Validation)?;
         let mut conn = self.inner.db.read().await?;
         let mut keys: Vec<ApiKeyView> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 200"
-        ))).bind(principal.user).fetch_all(c).await)?;
+            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        ))).bind(principal.user).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         for key in &mut keys {
             key.permissions = key
                 .permissions_text
@@ -154,7 +157,7 @@ impl Identity {
                 .map(str::to_owned)
                 .collect();
         }
-        Ok(keys)
+        Ok(Page::from_overfetch(keys, page.limit, |k| k.id.to_string()))
     }
 
     pub async fn revoke_api_key(

@@ -7,7 +7,7 @@
 //! answer cannot be replayed.
 
 use plinth_audit::{AuditEntry, Outcome};
-use plinth_core::{Timestamp, UserId};
+use plinth_core::{Page, PageRequest, Timestamp, UserId};
 use plinth_store::{Tx, exec, on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -299,11 +299,15 @@ impl Identity {
         })
     }
 
-    pub async fn list_passkeys(&self, principal: &Principal) -> IdentityResult<Vec<PasskeyView>> {
+    /// The caller's passkeys, oldest first (ids are UUIDv7).
+    pub async fn list_passkeys(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<PasskeyView>> {
+        let after = page.after_id().map_err(IdentityError::Validation)?;
         let mut conn = self.inner.db.read().await?;
-        Ok(on!(conn.conn(), c => sqlx::query_as(
-            "SELECT id, name, created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at"
-        ).bind(principal.user).fetch_all(c).await)?)
+        let rows: Vec<PasskeyView> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT id, name, created_at, last_used_at FROM passkeys WHERE user_id = $1 AND ($2 IS NULL OR id > $2)
+             ORDER BY id LIMIT $3"
+        ).bind(principal.user).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(rows, page.limit, |p| p.id.to_string()))
     }
 
     pub async fn rename_passkey(&self, principal: &Principal, id: Uuid, name: &str) -> IdentityResult<PasskeyView> {

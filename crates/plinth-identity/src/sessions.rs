@@ -4,7 +4,7 @@
 //! tokens (the "family"): each use rotates the token, and presenting a token that was
 //! already rotated means it was copied, so the whole session is revoked.
 
-use plinth_core::{SessionId, TenantId, Timestamp, UserId};
+use plinth_core::{Page, SessionId, TenantId, Timestamp, UserId};
 use plinth_store::{Conn, Tx, exec, on};
 use serde::Serialize;
 use time::Duration;
@@ -297,21 +297,25 @@ impl Sessions {
         Ok(revoked)
     }
 
+    /// The user's live sessions, newest first (ids are UUIDv7); `after` is the last id
+    /// of the previous page.
     pub async fn list_active(
         conn: Conn<'_>,
         user: UserId,
         current: Option<SessionId>,
-    ) -> IdentityResult<Vec<SessionView>> {
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> IdentityResult<Page<SessionView>> {
         let mut rows: Vec<SessionView> = on!(conn, c => sqlx::query_as(
             "SELECT id, kind, amr AS amr_text, ip, user_agent, created_at, last_seen_at, expires_at
-             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
-             ORDER BY last_seen_at DESC LIMIT 200"
-        ).bind(user).bind(Timestamp::now()).fetch_all(c).await)?;
+             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND ($3 IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        ).bind(user).bind(Timestamp::now()).bind(after).bind(i64::from(limit) + 1).fetch_all(c).await)?;
         for row in &mut rows {
             row.amr = amr_list(&row.amr_text);
             row.current = Some(row.id) == current;
         }
-        Ok(rows)
+        Ok(Page::from_overfetch(rows, limit, |s| s.id.to_string()))
     }
 
     /// The live console session whose secret has this digest.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, FieldErrors, TenantId, TenantScope, Timestamp};
+use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp};
 use plinth_store::{exec, on};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -237,12 +237,18 @@ impl Tenancy {
             .await
     }
 
-    pub async fn platform_flags(&self) -> TenancyResult<Vec<Flag>> {
+    /// The platform's flags, by key.
+    pub async fn platform_flags(&self, page: &PageRequest) -> TenancyResult<Page<Flag>> {
         let mut conn = self.db.read().await?;
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT key, level, value, description, updated_at FROM feature_flags WHERE owner = 'platform' ORDER BY key"
-        ).fetch_all(c).await)?;
-        Ok(rows.into_iter().map(Flag::from).collect())
+            "SELECT key, level, value, description, updated_at FROM feature_flags
+             WHERE owner = 'platform' AND ($1 IS NULL OR key > $1) ORDER BY key LIMIT $2"
+        ).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(
+            rows.into_iter().map(Flag::from).collect(),
+            page.limit,
+            |f| f.key.clone(),
+        ))
     }
 
     /// Every flag that applies to a tenant (and a portal of it), the most specific level

@@ -3,7 +3,7 @@
 //! revoked and resent, and work once.
 
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, FieldErrors, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
 use plinth_events::NewEvent;
 use plinth_identity::mail::{self, EmailKind};
 use plinth_identity::{
@@ -180,11 +180,15 @@ impl Tenancy {
     }
 
     /// Pending invitations, newest first.
-    pub async fn invitations(&self, scope: &TenantScope) -> TenancyResult<Vec<Invitation>> {
+    pub async fn invitations(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Invitation>> {
+        let after = page.after_id().map_err(TenancyError::Validation)?;
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
-        Ok(on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 500"
-        ))).bind(scope.tenant()).fetch_all(c).await)?)
+        // Ids are UUIDv7: id order is creation order.
+        let rows: Vec<Invitation> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        ))).bind(scope.tenant()).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(rows, page.limit, |i| i.id.to_string()))
     }
 
     pub async fn revoke_invitation(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<()> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use plinth_access::policy::{self, MAX_DOCUMENTS};
 use plinth_access::{PolicyOutcome, PolicyRequest, ResourceFacts, TenantPolicies};
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
 use plinth_events::NewEvent;
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
@@ -136,12 +136,18 @@ impl Tenancy {
         }
     }
 
-    pub async fn policies(&self, scope: &TenantScope) -> TenancyResult<Vec<PolicyView>> {
+    /// The tenant's policy documents, by name (unique in a tenant).
+    pub async fn policies(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<PolicyView>> {
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let rows: Vec<PolicyRow> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 ORDER BY name"
-        ))).bind(scope.tenant()).fetch_all(c).await)?;
-        Ok(rows.into_iter().map(PolicyRow::view).collect())
+            "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 AND ($2 IS NULL OR name > $2)
+             ORDER BY name LIMIT $3"
+        ))).bind(scope.tenant()).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(
+            rows.into_iter().map(PolicyRow::view).collect(),
+            page.limit,
+            |p| p.name.clone(),
+        ))
     }
 
     pub async fn policy(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<PolicyView> {

@@ -3,7 +3,7 @@
 
 use plinth_access::TenantRole;
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
 use plinth_store::{StoreError, exec, on};
 use serde::{Deserialize, Serialize};
 
@@ -139,12 +139,17 @@ fn validate(input: &PortalInput, errors: &mut FieldErrors) {
 }
 
 impl Tenancy {
-    pub async fn portals(&self, scope: &TenantScope) -> TenancyResult<Vec<Portal>> {
+    /// The tenant's portals, by slug.
+    pub async fn portals(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Portal>> {
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 ORDER BY slug LIMIT 200"
-        ))).bind(scope.tenant()).fetch_all(c).await)?;
-        Ok(rows.into_iter().map(Portal::from).collect())
+            "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 AND ($2 IS NULL OR slug > $2) ORDER BY slug LIMIT $3"
+        ))).bind(scope.tenant()).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(
+            rows.into_iter().map(Portal::from).collect(),
+            page.limit,
+            |p| p.slug.clone(),
+        ))
     }
 
     /// A portal of the scope's tenant, by id or slug.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use plinth_access::{CATALOG, PermissionDef, PermissionSet, PolicyOutcome, Scope, TenantRole, is_known};
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +201,18 @@ impl Tenancy {
             }
         }));
         Ok(roles)
+    }
+
+    /// The roles as a list: built-in roles first, in their order, then custom roles by
+    /// key. A tenant's roles are loaded whole to authorise every request, so they are
+    /// paged in memory.
+    pub async fn roles_page(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<RoleView>> {
+        let roles = self.roles(scope).await?;
+        let order = |role: &RoleView| match TenantRole::ALL.iter().position(|b| b.as_str() == role.key) {
+            Some(rank) if role.builtin => format!("0:{rank:03}"),
+            _ => format!("1:{}", role.key),
+        };
+        Ok(Page::from_sorted(roles, page, order))
     }
 
     pub async fn role_matrix(&self, scope: &TenantScope) -> TenancyResult<RoleMatrix> {

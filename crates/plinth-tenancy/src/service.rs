@@ -208,31 +208,20 @@ impl Tenancy {
     }
 
     /// The tenants `user` is an active member of.
-    pub async fn my_tenants(&self, user: UserId) -> TenancyResult<Vec<MyTenant>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: TenantId,
-            slug: String,
-            name: String,
-            status: String,
-            roles: String,
-        }
+    /// The tenants `user` is an active member of, by slug.
+    pub async fn my_tenants(&self, user: UserId, page: &PageRequest) -> TenancyResult<Page<MyTenant>> {
         let mut conn = self.db.read().await?;
-        let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
+        let rows: Vec<MyTenantRow> = on!(conn.conn(), c => sqlx::query_as(
             "SELECT t.id, t.slug, t.name, t.status, m.roles FROM memberships m JOIN tenants t ON t.id = m.tenant_id
              WHERE m.user_id = $1 AND m.status = 'active' AND t.status <> 'pending_deletion'
-             ORDER BY t.name, t.id LIMIT 1000"
-        ).bind(user).fetch_all(c).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| MyTenant {
-                id: r.id,
-                slug: r.slug,
-                name: r.name,
-                status: TenantStatus::parse(&r.status).unwrap_or(TenantStatus::Suspended),
-                roles: role_list(&r.roles),
-            })
-            .collect())
+               AND ($2 IS NULL OR t.slug > $2)
+             ORDER BY t.slug LIMIT $3"
+        ).bind(user).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(
+            rows.into_iter().map(MyTenant::from).collect(),
+            page.limit,
+            |t| t.slug.clone(),
+        ))
     }
 
     /// Every tenant, newest first, for platform administrators.
@@ -242,16 +231,7 @@ impl Tenancy {
         query: Option<&str>,
         page: &PageRequest,
     ) -> TenancyResult<Page<Tenant>> {
-        let after = match page.after.as_deref() {
-            Some(cursor) => Some(cursor.parse::<TenantId>().map_err(|_| {
-                TenancyError::Validation(FieldErrors::single(
-                    "cursor",
-                    "invalid_value",
-                    "not a cursor from this list",
-                ))
-            })?),
-            None => None,
-        };
+        let after = page.after_id().map_err(TenancyError::Validation)?.map(TenantId);
         let pattern = query.map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
         let mut conn = self.db.read().await?;
         // Ids are UUIDv7, so id order is creation order.
@@ -271,17 +251,42 @@ impl Tenancy {
 
     /// Whether `user` may select `tenant` for their session (an active member of a usable tenant).
     pub async fn selectable(&self, user: UserId, tenant: &str) -> TenancyResult<MyTenant> {
-        let mine = self.my_tenants(user).await?;
-        let found = mine
-            .into_iter()
-            .find(|t| t.slug == tenant || t.id.to_string() == tenant)
-            .ok_or(TenancyError::NotFound)?;
+        let by_id = tenant.parse::<uuid::Uuid>().ok().map(TenantId);
+        let mut conn = self.db.read().await?;
+        let row: Option<MyTenantRow> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT t.id, t.slug, t.name, t.status, m.roles FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.user_id = $1 AND m.status = 'active' AND t.status <> 'pending_deletion'
+               AND (t.slug = $2 OR t.id = $3)"
+        ).bind(user).bind(tenant).bind(by_id).fetch_optional(c).await)?;
+        let found = row.map(MyTenant::from).ok_or(TenancyError::NotFound)?;
         match found.status {
             TenantStatus::Suspended => Err(TenancyError::Suspended),
             TenantStatus::Expired if !found.roles.iter().any(|r| r == TenantRole::Owner.as_str()) => {
                 Err(TenancyError::Expired)
             }
             _ => Ok(found),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MyTenantRow {
+    id: TenantId,
+    slug: String,
+    name: String,
+    status: String,
+    roles: String,
+}
+
+impl From<MyTenantRow> for MyTenant {
+    fn from(r: MyTenantRow) -> Self {
+        MyTenant {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            // An unknown status is treated as the most restrictive one.
+            status: TenantStatus::parse(&r.status).unwrap_or(TenantStatus::Suspended),
+            roles: role_list(&r.roles),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! others; every query here is bounded by the tenant scope.
 
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, TenantScope, Timestamp};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantScope, Timestamp};
 use plinth_events::NewEvent;
 use plinth_store::{StoreError, Tx, exec, on};
 use serde::Serialize;
@@ -55,11 +55,14 @@ pub(crate) async fn insert_workspace(
 }
 
 impl Tenancy {
-    pub async fn list_workspaces(&self, scope: &TenantScope) -> TenancyResult<Vec<Workspace>> {
+    /// The tenant's workspaces, by slug.
+    pub async fn list_workspaces(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Workspace>> {
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
-        Ok(on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 ORDER BY is_default DESC, name, id LIMIT 1000"
-        ))).bind(scope.tenant()).fetch_all(c).await)?)
+        let rows: Vec<Workspace> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 AND ($2 IS NULL OR slug > $2)
+             ORDER BY slug LIMIT $3"
+        ))).bind(scope.tenant()).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        Ok(Page::from_overfetch(rows, page.limit, |w| w.slug.clone()))
     }
 
     /// A workspace by id or slug, within the scope's tenant only.

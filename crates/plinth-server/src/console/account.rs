@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use plinth_core::{SessionId, Timestamp};
+use plinth_core::{MAX_PAGE_LIMIT, PageRequest, SessionId, Timestamp};
 use plinth_tenancy::MyTenant;
 
 use super::{Shell, error_page, see_other, with_cookies};
@@ -29,7 +29,9 @@ pub async fn overview(
     Caller(me): Caller,
 ) -> Result<Response, Problem> {
     let shell = Shell::new(&state, &me, &headers, "overview").await?;
-    let tenants = state.tenancy.my_tenants(me.user).await?;
+    // The console's server-driven table (with paging) replaces this first page.
+    let first_page = PageRequest::new(Some(MAX_PAGE_LIMIT), None);
+    let tenants = state.tenancy.my_tenants(me.user, &first_page).await?.items;
     Ok(OverviewPage {
         shell: Some(shell),
         restriction: me.restriction(state.config.require_admin_mfa),
@@ -77,8 +79,9 @@ pub async fn sessions(
     let shell = Shell::new(&state, &me, &headers, "sessions").await?;
     let sessions = state
         .identity
-        .my_sessions(&me)
+        .my_sessions(&me, &PageRequest::new(Some(MAX_PAGE_LIMIT), None))
         .await?
+        .items
         .into_iter()
         .map(|s| SessionRow {
             id: s.id,

@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_access::ResourceFacts;
 use plinth_access::{CATALOG, PermissionDef};
-use plinth_core::{TenantId, UserId};
+use plinth_core::{Page, TenantId, UserId};
 use plinth_tenancy::{Decision, MatrixUpdate, RequestFacts, RoleInput, RoleMatrix, RoleView};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 /// Every permission Plinth knows.
@@ -21,15 +22,21 @@ pub async fn catalog() -> Json<&'static [PermissionDef]> {
     Json(CATALOG)
 }
 
-/// The tenant's roles: built-in and custom, with their permissions.
+/// The tenant's roles with their permissions: built-in ones first, then custom ones by key.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/roles", tag = "access",
-    params(("tenant" = String, Path, description = "Tenant id or slug")),
-    responses((status = 200, body = Vec<RoleView>)))]
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<RoleView>)))]
 pub async fn roles(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
-) -> Result<Json<Vec<RoleView>>, Problem> {
-    Ok(Json(state.tenancy.roles(&ctx.scope).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<RoleView>>, Problem> {
+    Ok(Json(
+        state
+            .tenancy
+            .roles_page(&ctx.scope, &query.request()?)
+            .await?,
+    ))
 }
 
 /// Creates a custom role from permissions the caller holds.

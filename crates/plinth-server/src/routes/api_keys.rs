@@ -4,12 +4,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_access::PermissionSet;
+use plinth_core::Page;
 use plinth_identity::{ApiKeyView, CreatedApiKey, NewApiKey};
 use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -87,12 +89,14 @@ pub async fn create(
 }
 
 /// The caller's API keys (without the keys themselves).
-#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", responses((status = 200, body = Vec<ApiKeyView>)))]
+#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", params(PageQuery),
+    responses((status = 200, body = Page<ApiKeyView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
-) -> Result<Json<Vec<ApiKeyView>>, Problem> {
-    Ok(Json(state.identity.api_keys(&me).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<ApiKeyView>>, Problem> {
+    Ok(Json(state.identity.api_keys(&me, &query.request()?).await?))
 }
 
 /// Revokes one of the caller's API keys; it stops working at once.

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use plinth_core::Page;
 use plinth_tenancy::{Flag, FlagInput};
 use serde::Deserialize;
 
 use crate::auth::{Caller, InTenant};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -129,9 +131,13 @@ pub async fn delete_portal(
 }
 
 /// Platform-wide flags (platform administrators).
-#[utoipa::path(get, path = "/api/v1/platform/flags", tag = "flags", responses((status = 200, body = Vec<Flag>)))]
-pub async fn platform_list(State(state): State<AppState>) -> Result<Json<Vec<Flag>>, Problem> {
-    Ok(Json(state.tenancy.platform_flags().await?))
+#[utoipa::path(get, path = "/api/v1/platform/flags", tag = "flags", params(PageQuery),
+    responses((status = 200, body = Page<Flag>)))]
+pub async fn platform_list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Flag>>, Problem> {
+    Ok(Json(state.tenancy.platform_flags(&query.request()?).await?))
 }
 
 /// Sets a platform-wide flag (platform administrators).

@@ -3,15 +3,16 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use plinth_core::TenantId;
+use plinth_core::{Page, TenantId};
 use plinth_identity::User;
 use plinth_tenancy::{Invitation, Inviter};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
-use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -58,15 +59,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
-/// Pending invitations.
+/// Pending invitations, newest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "invitations",
-    params(("tenant" = String, Path, description = "Tenant id or slug")),
-    responses((status = 200, body = Vec<Invitation>)))]
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<Invitation>)))]
 pub async fn list(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
-) -> Result<Json<Vec<Invitation>>, Problem> {
-    Ok(Json(state.tenancy.invitations(&ctx.scope).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Invitation>>, Problem> {
+    Ok(Json(
+        state
+            .tenancy
+            .invitations(&ctx.scope, &query.request()?)
+            .await?,
+    ))
 }
 
 /// Revokes a pending invitation; its link stops working.

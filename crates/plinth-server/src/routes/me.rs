@@ -3,14 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use plinth_core::SessionId;
+use plinth_core::{Page, SessionId};
 use plinth_identity::{MfaStatus, PlatformRole, Proof, SessionView, TotpEnrolment, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -94,13 +95,17 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's active sessions, most recent first.
-#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me", responses((status = 200, body = Vec<SessionView>)))]
+/// The caller's active sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me", params(PageQuery),
+    responses((status = 200, body = Page<SessionView>)))]
 pub async fn sessions(
     State(state): State<AppState>,
     Caller(me): Caller,
-) -> Result<Json<Vec<SessionView>>, Problem> {
-    Ok(Json(state.identity.my_sessions(&me).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<SessionView>>, Problem> {
+    Ok(Json(
+        state.identity.my_sessions(&me, &query.request()?).await?,
+    ))
 }
 
 /// Ends one of the caller's sessions.

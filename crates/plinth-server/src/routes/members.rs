@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use plinth_core::{PageRequest, UserId};
+use plinth_core::UserId;
 use plinth_tenancy::{MemberFilter, MemberSort, MemberView};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::InTenant;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{Problem, ProblemDocument};
-use crate::routes::tenants::decode_cursor;
+use crate::routes::paging::page_request;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -46,10 +46,7 @@ pub async fn list(
     InTenant(ctx): InTenant,
     ApiQuery(query): ApiQuery<MemberListQuery>,
 ) -> Result<Json<MemberPage>, Problem> {
-    let page = PageRequest::new(
-        query.limit,
-        query.cursor.as_deref().map(decode_cursor).transpose()?,
-    );
+    let page = page_request(query.limit, query.cursor.as_deref())?;
     let filter = MemberFilter {
         query: query.q,
         role: query.role,

@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod me;
 pub mod members;
 pub mod openapi;
+pub mod paging;
 pub mod passkeys;
 pub mod platform;
 pub mod policies;

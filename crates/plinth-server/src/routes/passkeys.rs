@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use plinth_core::Page;
 use plinth_identity::{
     PasskeyChallenge, PasskeyView, PublicKeyCredential, RegisterPublicKeyCredential,
     RegisteredPasskey, TokenPair,
@@ -15,9 +16,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
 use crate::routes::me::{ProofRequest, proof};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 /// Starts adding a passkey to the caller's account; needs the password or a current
@@ -81,12 +83,16 @@ pub async fn finish_registration(
 }
 
 /// The caller's passkeys.
-#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "passkeys", responses((status = 200, body = Vec<PasskeyView>)))]
+#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "passkeys", params(PageQuery),
+    responses((status = 200, body = Page<PasskeyView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
-) -> Result<Json<Vec<PasskeyView>>, Problem> {
-    Ok(Json(state.identity.list_passkeys(&me).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<PasskeyView>>, Problem> {
+    Ok(Json(
+        state.identity.list_passkeys(&me, &query.request()?).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -4,12 +4,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use plinth_core::Page;
 use plinth_tenancy::{PolicyInput, PolicyValidation, PolicyView};
 use serde::Deserialize;
 
 use crate::auth::InTenant;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 /// The Cedar schema policies are validated against: entity types, the request context
@@ -23,15 +25,21 @@ pub async fn schema() -> impl IntoResponse {
     )
 }
 
-/// The tenant's policy documents.
+/// The tenant's policy documents, by name.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/policies", tag = "access",
-    params(("tenant" = String, Path, description = "Tenant id or slug")),
-    responses((status = 200, body = Vec<PolicyView>)))]
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<PolicyView>)))]
 pub async fn list(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
-) -> Result<Json<Vec<PolicyView>>, Problem> {
-    Ok(Json(state.tenancy.policies(&ctx.scope).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<PolicyView>>, Problem> {
+    Ok(Json(
+        state
+            .tenancy
+            .policies(&ctx.scope, &query.request()?)
+            .await?,
+    ))
 }
 
 /// Saves a policy document; an invalid one is refused with Cedar's messages and never stored.

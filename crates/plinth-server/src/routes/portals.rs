@@ -3,12 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use plinth_core::Page;
 use plinth_tenancy::{Portal, PortalInput, PublicPortal};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
-use crate::extract::{ApiJson, ApiPath, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
 /// A portal's public metadata: name, branding, navigation and sign-in options.
@@ -64,15 +66,18 @@ pub async fn enter(
     }))
 }
 
-/// The tenant's portals.
+/// The tenant's portals, by slug.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/portals", tag = "portals",
-    params(("tenant" = String, Path, description = "Tenant id or slug")),
-    responses((status = 200, body = Vec<Portal>)))]
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<Portal>)))]
 pub async fn list(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
-) -> Result<Json<Vec<Portal>>, Problem> {
-    Ok(Json(state.tenancy.portals(&ctx.scope).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Portal>>, Problem> {
+    Ok(Json(
+        state.tenancy.portals(&ctx.scope, &query.request()?).await?,
+    ))
 }
 
 /// Creates a portal.

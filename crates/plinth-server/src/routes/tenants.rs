@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use plinth_core::{Page, PageRequest, UserId};
+use plinth_core::{Page, UserId};
 use plinth_tenancy::{Isolation, MyTenant, NewTenant, Tenant, TenantStatus, TenantUpdate};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
 use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::routes::paging::{PageQuery, page_request};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -102,10 +103,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<TenantListQuery>,
 ) -> Result<Json<TenantPage>, Problem> {
-    let page = PageRequest::new(
-        query.limit,
-        query.cursor.as_deref().map(decode_cursor).transpose()?,
-    );
+    let page = page_request(query.limit, query.cursor.as_deref())?;
     let Page { items, next_cursor } = state
         .tenancy
         .all_tenants(query.status, query.q.as_deref(), &page)
@@ -113,23 +111,17 @@ pub async fn list(
     Ok(Json(TenantPage { items, next_cursor }))
 }
 
-pub(crate) fn decode_cursor(token: &str) -> Result<String, Problem> {
-    plinth_core::Cursor::decode(token).ok_or_else(|| {
-        Problem::validation(plinth_core::FieldErrors::single(
-            "cursor",
-            "invalid_value",
-            "not a cursor from this list",
-        ))
-    })
-}
-
-/// The tenants the caller belongs to.
-#[utoipa::path(get, path = "/api/v1/me/tenants", tag = "tenants", responses((status = 200, body = Vec<MyTenant>)))]
+/// The tenants the caller belongs to, by slug.
+#[utoipa::path(get, path = "/api/v1/me/tenants", tag = "tenants", params(PageQuery),
+    responses((status = 200, body = Page<MyTenant>)))]
 pub async fn mine(
     State(state): State<AppState>,
     Caller(me): Caller,
-) -> Result<Json<Vec<MyTenant>>, Problem> {
-    Ok(Json(state.tenancy.my_tenants(me.user).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<MyTenant>>, Problem> {
+    Ok(Json(
+        state.tenancy.my_tenants(me.user, &query.request()?).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -3,23 +3,31 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use plinth_core::Page;
 use plinth_tenancy::Workspace;
 use serde::Deserialize;
 
 use crate::auth::InTenant;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{Problem, ProblemDocument};
+use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
-/// The tenant's workspaces, the default first.
+/// The tenant's workspaces, by slug.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/workspaces", tag = "workspaces",
-    params(("tenant" = String, Path, description = "Tenant id or slug")),
-    responses((status = 200, body = Vec<Workspace>)))]
+    params(("tenant" = String, Path, description = "Tenant id or slug"), PageQuery),
+    responses((status = 200, body = Page<Workspace>)))]
 pub async fn list(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
-) -> Result<Json<Vec<Workspace>>, Problem> {
-    Ok(Json(state.tenancy.list_workspaces(&ctx.scope).await?))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Workspace>>, Problem> {
+    Ok(Json(
+        state
+            .tenancy
+            .list_workspaces(&ctx.scope, &query.request()?)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

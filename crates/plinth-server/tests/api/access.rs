@@ -191,6 +191,7 @@ async fn custom_roles_grant_what_they_say_from_the_next_request(db: TestDatabase
         .json()
         .await
         .unwrap();
+    let roles = roles["items"].clone();
     assert_eq!(roles.as_array().unwrap().len(), 5);
     assert_eq!(roles[4]["builtin"], false);
     app.stop().await;

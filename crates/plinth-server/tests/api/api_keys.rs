@@ -59,6 +59,7 @@ async fn a_key_is_shown_once_and_works_only_within_its_grant(db: TestDatabase) {
         .json()
         .await
         .unwrap();
+    let listed = listed["items"].clone();
     assert!(listed[0].get("key").is_none(), "the key is shown once");
     assert_eq!(
         listed[0]["permissions"],
@@ -121,6 +122,7 @@ async fn a_key_is_shown_once_and_works_only_within_its_grant(db: TestDatabase) {
         .json()
         .await
         .unwrap();
+    let listed = listed["items"].clone();
     assert!(listed[0]["last_used_at"].is_string());
     app.stop().await;
 }

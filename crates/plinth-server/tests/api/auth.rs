@@ -202,6 +202,7 @@ async fn users_list_and_revoke_their_own_sessions_only(db: TestDatabase) {
         .json()
         .await
         .unwrap();
+    let sessions = sessions["items"].clone();
     let sessions = sessions.as_array().unwrap();
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
@@ -220,6 +221,7 @@ async fn users_list_and_revoke_their_own_sessions_only(db: TestDatabase) {
         .json()
         .await
         .unwrap();
+    let other_sessions = other_sessions["items"].clone();
     let other_id = other_sessions[0]["id"].as_str().unwrap();
     let foreign = app
         .send(

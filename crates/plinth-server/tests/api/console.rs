@@ -218,6 +218,7 @@ async fn signing_in_sets_a_session_cookie_that_pages_and_the_api_accept(db: Test
     assert_eq!(me["amr"], json!(["pwd"]));
     let listed = browser.get("/api/v1/me/sessions").await;
     let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    let listed = &listed["items"];
     assert_eq!(listed[0]["kind"], "browser");
     assert_eq!(listed[0]["current"], true);
 
@@ -390,7 +391,7 @@ async fn signing_out_or_revoking_ends_the_cookie_session(db: TestDatabase) {
     // The laptop ends the phone's session from its sessions page.
     let sessions: serde_json::Value =
         serde_json::from_str(&phone.get("/api/v1/me/sessions").await.body).unwrap();
-    let phone_session = sessions
+    let phone_session = sessions["items"]
         .as_array()
         .unwrap()
         .iter()

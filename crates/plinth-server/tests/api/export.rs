@@ -212,6 +212,7 @@ async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestData
         .json()
         .await
         .unwrap();
+    let roles = roles["items"].clone();
     assert!(
         roles
             .as_array()

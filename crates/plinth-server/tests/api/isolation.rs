@@ -207,9 +207,11 @@ async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: 
                 .await
                 .unwrap()
                 .user,
+            &plinth_core::PageRequest::new(None, None),
         )
         .await
-        .unwrap()[0]
+        .unwrap()
+        .items[0]
         .id;
     let a: uuid::Uuid = w.a_id.parse().unwrap();
     let mut read = app.db.read_scoped(b).await.unwrap();

@@ -17,6 +17,7 @@ mod malformed_input;
 mod mfa;
 mod middleware;
 mod openapi;
+mod pagination;
 mod passkeys;
 mod policies;
 mod portals;

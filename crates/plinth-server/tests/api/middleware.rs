@@ -172,6 +172,7 @@ async fn recorded_address(app: &TestApp, email: &str, forwarded_for: Option<&str
         .json()
         .await
         .unwrap();
+    let sessions = sessions["items"].clone();
     let sessions = sessions.get("items").unwrap_or(&sessions);
     sessions[0]["ip"].as_str().unwrap().to_owned()
 }

@@ -238,7 +238,8 @@ async fn a_passkey_can_be_added_listed_renamed_and_removed(db: TestDatabase) {
         )
         .await;
     assert_problem(blank, 422, "validation-failed").await;
-    let listed = json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await;
+    let listed =
+        json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await["items"].clone();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["name"], "Work laptop");
     assert!(
@@ -246,10 +247,38 @@ async fn a_passkey_can_be_added_listed_renamed_and_removed(db: TestDatabase) {
         "no key material in the API"
     );
 
+    // A second passkey: the list pages (the collection is bounded at 20, below a page).
+    let mut second = SoftAuthenticator::new(&app);
+    register(&app, &token, &mut second).await;
+    let first_page = json_of(app.get_as("/api/v1/me/passkeys?limit=1", &token).await, 200).await;
+    assert_eq!(
+        first_page["items"][0]["name"], "Work laptop",
+        "oldest first"
+    );
+    let cursor = first_page["next_cursor"].as_str().unwrap();
+    let next = json_of(
+        app.get_as(
+            &format!("/api/v1/me/passkeys?limit=1&cursor={cursor}"),
+            &token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(next["items"].as_array().unwrap().len(), 1);
+    assert!(next["next_cursor"].is_null());
+    let second_id = next["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.delete_as(&format!("/api/v1/me/passkeys/{second_id}"), &token)
+            .await
+            .status(),
+        204
+    );
+
     // Another user sees none of it and cannot touch it.
     let other = signed_in_user(&app, "q@example.com").await;
     assert_eq!(
-        json_of(app.get_as("/api/v1/me/passkeys", &other).await, 200).await,
+        json_of(app.get_as("/api/v1/me/passkeys", &other).await, 200).await["items"].clone(),
         json!([])
     );
     let foreign = app
@@ -264,7 +293,7 @@ async fn a_passkey_can_be_added_listed_renamed_and_removed(db: TestDatabase) {
         204
     );
     assert_eq!(
-        json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await,
+        json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await["items"].clone(),
         json!([])
     );
     let gone = app
@@ -340,7 +369,8 @@ async fn a_passkey_is_the_second_step_after_a_password(db: TestDatabase) {
         .post_json("/api/v1/auth/mfa/passkey/finish", &finish)
         .await;
     assert_problem(replay, 400, "invalid-token").await;
-    let listed = json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await;
+    let listed =
+        json_of(app.get_as("/api/v1/me/passkeys", &token).await, 200).await["items"].clone();
     assert!(listed[0]["last_used_at"].is_string(), "{listed}");
     app.stop().await;
 }

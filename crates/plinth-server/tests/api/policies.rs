@@ -137,6 +137,7 @@ async fn an_invalid_policy_is_refused_with_cedars_message_and_never_stored(db: T
         .json()
         .await
         .unwrap();
+    let list = list["items"].clone();
     assert_eq!(list, json!([]), "nothing invalid was stored");
 
     let checked: serde_json::Value = app

@@ -82,6 +82,7 @@ async fn an_administrator_provisions_a_tenant_with_owner_workspace_audit_and_eve
         .json()
         .await
         .unwrap();
+    let mine = mine["items"].clone();
     assert_eq!(mine[0]["slug"], "acme");
     assert_eq!(mine[0]["roles"], json!(["owner"]));
     let workspaces: serde_json::Value = app
@@ -90,6 +91,7 @@ async fn an_administrator_provisions_a_tenant_with_owner_workspace_audit_and_eve
         .json()
         .await
         .unwrap();
+    let workspaces = workspaces["items"].clone();
     assert_eq!(workspaces.as_array().unwrap().len(), 1);
     assert_eq!(workspaces[0]["is_default"], true);
 
