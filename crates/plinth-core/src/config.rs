@@ -215,7 +215,7 @@ settings! {
     smtp_url: Option<SecretString> = "", env "PLINTH_SMTP_URL";
     /// Sender address of e-mails.
     smtp_from: String = "Plinth <no-reply@localhost>", env "PLINTH_SMTP_FROM";
-    /// NATS URL for the JetStream event bus. Unset: in-process bus.
+    /// NATS URL for the JetStream event bus. Not built yet: setting it is refused rather than ignored.
     nats_url: Option<String> = "", env "PLINTH_NATS_URL";
     /// Allow self-service sign-up.
     signup_enabled: bool = "false", env "PLINTH_SIGNUP_ENABLED";
@@ -412,6 +412,14 @@ impl Config {
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1".into()));
         }
+        // A deployment that asks for the JetStream bus must not start believing it has
+        // one: events stay in the database outbox until the bus is built.
+        if self.nats_url.is_some() {
+            return Err(invalid(
+                "nats_url",
+                "the NATS JetStream event bus is not available in this version; unset it (events are kept in the database outbox)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -485,6 +493,19 @@ mod tests {
         let env = env_of(&[("PLINTH_BIND", "not an address")]);
         let err = ConfigLayer::from_env(&env).unwrap_err();
         assert!(err.to_string().contains("PLINTH_BIND"), "{err}");
+    }
+
+    #[test]
+    fn a_nats_url_is_refused_until_the_bus_exists() {
+        let env = env_of(&[("PLINTH_NATS_URL", "nats://127.0.0.1:4222")]);
+        let error = Config::load(ConfigSources {
+            file: None,
+            env: &env,
+            flags: ConfigLayer::default(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("nats_url"), "{error}");
     }
 
     #[test]

@@ -278,6 +278,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_problem_type_is_documented_with_its_status() {
+        let docs = include_str!("../../../docs/problems.md");
+        for kind in ProblemKind::ALL {
+            let row = format!("| `{}` | {} |", kind.slug(), kind.status().as_u16());
+            assert!(docs.contains(&row), "docs/problems.md lacks {row}");
+        }
+    }
+
+    #[test]
     fn slugs_are_unique_and_statuses_are_errors() {
         let mut slugs: Vec<_> = ProblemKind::ALL.iter().map(|k| k.slug()).collect();
         slugs.sort_unstable();

@@ -12,6 +12,55 @@ use crate::support::TestApp;
 
 backend_tests!(the_spec_is_openapi_3_1_and_lists_every_api_route);
 
+/// Every route the README's "API at a glance" names exists: shorthand paths are under
+/// `/api/v1`; entries with an ellipsis or optional parts are prose, not paths.
+#[tokio::test]
+async fn the_readme_names_only_routes_that_exist() {
+    let app = TestApp::spawn(TestDatabase::sqlite()).await;
+    let served: BTreeSet<String> = app.routes.iter().map(|r| r.path.clone()).collect();
+    app.stop().await;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("## API at a glance")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has an API section");
+    let mut named = 0;
+    for row in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| area"))
+    {
+        for (i, span) in row.split('`').enumerate() {
+            // Odd pieces are inside backticks.
+            let Some(path) = (i % 2 == 1)
+                .then(|| span.split_whitespace().last())
+                .flatten()
+            else {
+                continue;
+            };
+            if !path.starts_with('/') || path.contains('…') || path.contains('[') {
+                continue;
+            }
+            let path = path.split('?').next().unwrap_or(path);
+            let full = if ["/api/", "/.well-known/", "/console"]
+                .iter()
+                .any(|p| path.starts_with(p))
+            {
+                path.to_owned()
+            } else {
+                format!("/api/v1{path}")
+            };
+            assert!(
+                served.contains(&full),
+                "the README names {full}, which is not a route"
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 60, "only {named} routes named");
+}
+
 #[tokio::test]
 async fn the_spec_passes_an_independent_validator_and_matches_its_snapshot() {
     let app = TestApp::spawn(TestDatabase::sqlite()).await;
