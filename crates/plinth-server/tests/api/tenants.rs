@@ -237,7 +237,11 @@ async fn switching_tenant_gives_a_token_that_refresh_keeps(db: TestDatabase) {
 }
 
 async fn refresh_drops_the_tenant_claim_once_the_membership_is_gone(db: TestDatabase) {
-    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
     let (_, owner) = signed_in(&app, "own@claims.test").await;
     let tenant = app.create_tenant(&owner, "claims").await;
     let tenant_id = tenant["id"].as_str().unwrap();
@@ -285,6 +289,41 @@ async fn refresh_drops_the_tenant_claim_once_the_membership_is_gone(db: TestData
     let later = refresh(dropped["refresh_token"].clone()).await;
     assert!(
         claims(later["access_token"].as_str().unwrap())
+            .get("tenant")
+            .is_none()
+    );
+
+    // A suspended tenant is dropped the same way.
+    let reselected = app
+        .post_as(
+            "/api/v1/me/tenant",
+            later["access_token"].as_str().unwrap(),
+            &json!({"tenant": "claims"}),
+        )
+        .await;
+    assert_eq!(reselected.status(), 200);
+    app.create_user(
+        "ops@claims.test",
+        PASSWORD,
+        true,
+        &[PlatformRole::SuperAdmin],
+    )
+    .await;
+    let ops = app.login("ops@claims.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let suspended = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{tenant_id}/suspend"),
+            &ops,
+            &json!({"reason": "unpaid"}),
+        )
+        .await;
+    assert_eq!(suspended.status(), 200);
+    let after_suspension = refresh(later["refresh_token"].clone()).await;
+    assert!(
+        claims(after_suspension["access_token"].as_str().unwrap())
             .get("tenant")
             .is_none()
     );
