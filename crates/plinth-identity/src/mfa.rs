@@ -206,8 +206,16 @@ impl Identity {
     }
 
     /// Starts (or restarts) TOTP enrolment; nothing changes for sign-in until confirmed.
-    pub async fn begin_totp(&self, principal: &Principal) -> IdentityResult<TotpEnrolment> {
+    /// Starts TOTP enrolment. A new second factor is a new way in, so it needs a fresh
+    /// proof: otherwise a stolen session could enrol its own authenticator.
+    pub async fn begin_totp(
+        &self,
+        principal: &Principal,
+        proof: Proof,
+        client: &ClientInfo,
+    ) -> IdentityResult<TotpEnrolment> {
         let mut tx = self.inner.db.begin().await?;
+        self.check_proof(&mut tx, principal.user, proof, client).await?;
         let user = Users::find(tx.conn(), principal.user)
             .await?
             .ok_or(IdentityError::NotFound)?;

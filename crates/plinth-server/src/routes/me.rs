@@ -138,16 +138,26 @@ pub async fn mfa_status(
 }
 
 /// Starts TOTP enrolment: returns the secret, its `otpauth://` URI and a QR code (SVG).
-#[utoipa::path(post, path = "/api/v1/me/mfa/totp", tag = "me",
+/// Needs the password (or a recovery code), like every change to how the account signs in.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp", tag = "me", request_body = ProofRequest,
     responses(
         (status = 200, body = TotpEnrolment),
+        (status = 400, description = "Wrong code or password", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "Already enabled", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn begin_totp(
     State(state): State<AppState>,
     Caller(me): Caller,
+    context: RequestContext,
+    ApiJson(body): ApiJson<ProofRequest>,
 ) -> Result<Json<TotpEnrolment>, Problem> {
-    Ok(Json(state.identity.begin_totp(&me).await?))
+    Ok(Json(
+        state
+            .identity
+            .begin_totp(&me, proof(body)?, &context.client())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -21,7 +21,7 @@ pub fn code(secret: &str, offset_steps: i64) -> String {
 /// Enrols TOTP for the caller; returns (secret, recovery codes).
 pub async fn enrol_totp(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let enrolment: serde_json::Value = app
-        .post_as("/api/v1/me/mfa/totp", token, &json!({}))
+        .post_as("/api/v1/me/mfa/totp", token, &json!({"password": PASSWORD}))
         .await
         .json()
         .await
@@ -243,7 +243,7 @@ async fn a_wrong_enrolment_code_does_not_enable_totp(db: TestDatabase) {
     let session = app.login("w@example.com", PASSWORD).await;
     let token = session["access_token"].as_str().unwrap();
     let enrolment: serde_json::Value = app
-        .post_as("/api/v1/me/mfa/totp", token, &json!({}))
+        .post_as("/api/v1/me/mfa/totp", token, &json!({"password": PASSWORD}))
         .await
         .json()
         .await

@@ -131,7 +131,7 @@ backend_tests!(
     a_passkey_signs_in_without_a_password_and_its_challenge_works_once,
     answers_for_another_origin_or_with_a_bad_signature_are_refused_and_recorded,
     a_disabled_account_cannot_sign_in_with_its_passkey,
-    adding_a_passkey_needs_a_fresh_proof_and_guesses_are_rate_limited,
+    adding_a_second_factor_needs_a_fresh_proof_and_guesses_are_rate_limited,
 );
 
 async fn json_of(response: reqwest::Response, status: u16) -> Value {
@@ -514,14 +514,24 @@ async fn a_disabled_account_cannot_sign_in_with_its_passkey(db: TestDatabase) {
     app.stop().await;
 }
 
-async fn adding_a_passkey_needs_a_fresh_proof_and_guesses_are_rate_limited(db: TestDatabase) {
+async fn adding_a_second_factor_needs_a_fresh_proof_and_guesses_are_rate_limited(db: TestDatabase) {
     let app = TestApp::on(db).with("rate_limit_login", 3).spawn().await;
     let token = signed_in_user(&app, "proof@example.com").await;
-    // A session alone is not enough to plant a passkey.
+    // A session alone is not enough to plant a passkey, nor an authenticator app.
     let bare = app
         .post_as("/api/v1/me/passkeys/register/begin", &token, &json!({}))
         .await;
     assert_problem(bare, 422, "validation-failed").await;
+    let bare_totp = app.post_as("/api/v1/me/mfa/totp", &token, &json!({})).await;
+    assert_problem(bare_totp, 422, "validation-failed").await;
+    let wrong_totp = app
+        .post_as(
+            "/api/v1/me/mfa/totp",
+            &token,
+            &json!({"password": "not-the-password"}),
+        )
+        .await;
+    assert_problem(wrong_totp, 400, "invalid-code").await;
     let begin = |password: &'static str| {
         let (app, token) = (&app, &token);
         async move {
@@ -533,7 +543,8 @@ async fn adding_a_passkey_needs_a_fresh_proof_and_guesses_are_rate_limited(db: T
             .await
         }
     };
-    for _ in 0..3 {
+    // Two more wrong guesses spend the budget of 3 the TOTP guess started.
+    for _ in 0..2 {
         assert_problem(begin("not-the-password").await, 400, "invalid-code").await;
     }
     // The budget is spent: even the right password waits, like a sign-in would.
