@@ -47,6 +47,25 @@ impl PageRequest {
         }
     }
 
+    /// The key after which an ascending text-keyed page starts: `""` on the first page,
+    /// which sorts before every non-empty key. One `key > $n` then serves every page and
+    /// stays an index range (`($n IS NULL OR key > $n)` would make the database scan from
+    /// the start on deep pages).
+    pub fn after_key(&self) -> &str {
+        self.after.as_deref().unwrap_or("")
+    }
+
+    /// The id before which a newest-first page of an id-ordered list starts: the greatest
+    /// UUID on the first page (see [`Self::after_key`]).
+    pub fn before_id(&self) -> Result<uuid::Uuid, FieldErrors> {
+        Ok(self.after_id()?.unwrap_or(uuid::Uuid::max()))
+    }
+
+    /// The id after which an oldest-first page starts: the nil UUID on the first page.
+    pub fn after_id_or_nil(&self) -> Result<uuid::Uuid, FieldErrors> {
+        Ok(self.after_id()?.unwrap_or(uuid::Uuid::nil()))
+    }
+
     /// The id carried by the cursor of an id-ordered list; a cursor holding something
     /// else was not made by that list.
     pub fn after_id(&self) -> Result<Option<uuid::Uuid>, FieldErrors> {

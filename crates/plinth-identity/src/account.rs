@@ -124,9 +124,9 @@ impl Identity {
 
     /// The caller's live sessions, newest first.
     pub async fn my_sessions(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<SessionView>> {
-        let after = page.after_id().map_err(IdentityError::Validation)?.map(SessionId);
+        let before = SessionId(page.before_id().map_err(IdentityError::Validation)?);
         let mut conn = self.inner.db.read().await?;
-        Sessions::list_active(conn.conn(), principal.user, Some(principal.session), after, page.limit).await
+        Sessions::list_active(conn.conn(), principal.user, Some(principal.session), before, page.limit).await
     }
 
     /// Ends one of the caller's own sessions. Another user's session id is not found.

@@ -143,12 +143,12 @@ impl Identity {
 
     /// The caller's live keys, newest first (ids are UUIDv7).
     pub async fn api_keys(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<ApiKeyView>> {
-        let after = page.after_id().map_err(IdentityError::Validation)?;
+        let before = page.before_id().map_err(IdentityError::Validation)?;
         let mut conn = self.inner.db.read().await?;
         let mut keys: Vec<ApiKeyView> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id < $2)
+            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL AND id < $2
              ORDER BY id DESC LIMIT $3"
-        ))).bind(principal.user).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        ))).bind(principal.user).bind(before).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         for key in &mut keys {
             key.permissions = key
                 .permissions_text

@@ -301,10 +301,10 @@ impl Identity {
 
     /// The caller's passkeys, oldest first (ids are UUIDv7).
     pub async fn list_passkeys(&self, principal: &Principal, page: &PageRequest) -> IdentityResult<Page<PasskeyView>> {
-        let after = page.after_id().map_err(IdentityError::Validation)?;
+        let after = page.after_id_or_nil().map_err(IdentityError::Validation)?;
         let mut conn = self.inner.db.read().await?;
         let rows: Vec<PasskeyView> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT id, name, created_at, last_used_at FROM passkeys WHERE user_id = $1 AND ($2 IS NULL OR id > $2)
+            "SELECT id, name, created_at, last_used_at FROM passkeys WHERE user_id = $1 AND id > $2
              ORDER BY id LIMIT $3"
         ).bind(principal.user).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(rows, page.limit, |p| p.id.to_string()))

@@ -297,20 +297,20 @@ impl Sessions {
         Ok(revoked)
     }
 
-    /// The user's live sessions, newest first (ids are UUIDv7); `after` is the last id
-    /// of the previous page.
+    /// The user's live sessions, newest first (ids are UUIDv7), from just before `before`
+    /// (the last id of the previous page).
     pub async fn list_active(
         conn: Conn<'_>,
         user: UserId,
         current: Option<SessionId>,
-        after: Option<SessionId>,
+        before: SessionId,
         limit: u32,
     ) -> IdentityResult<Page<SessionView>> {
         let mut rows: Vec<SessionView> = on!(conn, c => sqlx::query_as(
             "SELECT id, kind, amr AS amr_text, ip, user_agent, created_at, last_seen_at, expires_at
-             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND ($3 IS NULL OR id < $3)
+             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND id < $3
              ORDER BY id DESC LIMIT $4"
-        ).bind(user).bind(Timestamp::now()).bind(after).bind(i64::from(limit) + 1).fetch_all(c).await)?;
+        ).bind(user).bind(Timestamp::now()).bind(before).bind(i64::from(limit) + 1).fetch_all(c).await)?;
         for row in &mut rows {
             row.amr = amr_list(&row.amr_text);
             row.current = Some(row.id) == current;

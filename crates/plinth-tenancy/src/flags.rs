@@ -242,8 +242,8 @@ impl Tenancy {
         let mut conn = self.db.read().await?;
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
             "SELECT key, level, value, description, updated_at FROM feature_flags
-             WHERE owner = 'platform' AND ($1 IS NULL OR key > $1) ORDER BY key LIMIT $2"
-        ).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+             WHERE owner = 'platform' AND key > $1 ORDER BY key LIMIT $2"
+        ).bind(page.after_key()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(
             rows.into_iter().map(Flag::from).collect(),
             page.limit,

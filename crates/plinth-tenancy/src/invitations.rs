@@ -181,13 +181,13 @@ impl Tenancy {
 
     /// Pending invitations, newest first.
     pub async fn invitations(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Invitation>> {
-        let after = page.after_id().map_err(TenancyError::Validation)?;
+        let before = page.before_id().map_err(TenancyError::Validation)?;
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
         // Ids are UUIDv7: id order is creation order.
         let rows: Vec<Invitation> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' AND ($2 IS NULL OR id < $2)
+            "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' AND id < $2
              ORDER BY id DESC LIMIT $3"
-        ))).bind(scope.tenant()).bind(after).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        ))).bind(scope.tenant()).bind(before).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(rows, page.limit, |i| i.id.to_string()))
     }
 

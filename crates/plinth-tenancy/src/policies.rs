@@ -140,9 +140,9 @@ impl Tenancy {
     pub async fn policies(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<PolicyView>> {
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let rows: Vec<PolicyRow> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 AND ($2 IS NULL OR name > $2)
+            "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 AND name > $2
              ORDER BY name LIMIT $3"
-        ))).bind(scope.tenant()).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        ))).bind(scope.tenant()).bind(page.after_key()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(
             rows.into_iter().map(PolicyRow::view).collect(),
             page.limit,

@@ -143,8 +143,8 @@ impl Tenancy {
     pub async fn portals(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Portal>> {
         let mut conn = self.db.read_scoped(scope.tenant()).await?;
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 AND ($2 IS NULL OR slug > $2) ORDER BY slug LIMIT $3"
-        ))).bind(scope.tenant()).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+            "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 AND slug > $2 ORDER BY slug LIMIT $3"
+        ))).bind(scope.tenant()).bind(page.after_key()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(
             rows.into_iter().map(Portal::from).collect(),
             page.limit,

@@ -214,9 +214,9 @@ impl Tenancy {
         let rows: Vec<MyTenantRow> = on!(conn.conn(), c => sqlx::query_as(
             "SELECT t.id, t.slug, t.name, t.status, m.roles FROM memberships m JOIN tenants t ON t.id = m.tenant_id
              WHERE m.user_id = $1 AND m.status = 'active' AND t.status <> 'pending_deletion'
-               AND ($2 IS NULL OR t.slug > $2)
+               AND t.slug > $2
              ORDER BY t.slug LIMIT $3"
-        ).bind(user).bind(page.after.as_deref()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
+        ).bind(user).bind(page.after_key()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
         Ok(Page::from_overfetch(
             rows.into_iter().map(MyTenant::from).collect(),
             page.limit,
@@ -231,16 +231,16 @@ impl Tenancy {
         query: Option<&str>,
         page: &PageRequest,
     ) -> TenancyResult<Page<Tenant>> {
-        let after = page.after_id().map_err(TenancyError::Validation)?.map(TenantId);
+        let before = TenantId(page.before_id().map_err(TenancyError::Validation)?);
         let pattern = query.map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
         let mut conn = self.db.read().await?;
         // Ids are UUIDv7, so id order is creation order.
         let rows: Vec<TenantRow> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TENANT_COLUMNS} FROM tenants
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR lower(name) LIKE $2 OR slug LIKE $2)
-               AND ($3 IS NULL OR id < $3)
+               AND id < $3
              ORDER BY id DESC LIMIT $4"
-        ))).bind(status.map(|s| s.as_str())).bind(&pattern).bind(after).bind(i64::from(page.limit) + 1)
+        ))).bind(status.map(|s| s.as_str())).bind(&pattern).bind(before).bind(i64::from(page.limit) + 1)
         .fetch_all(c).await)?;
         Ok(Page::from_overfetch(
             rows.into_iter().map(Tenant::from).collect(),
