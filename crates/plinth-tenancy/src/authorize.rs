@@ -91,7 +91,7 @@ impl Tenancy {
             }
             _ => {}
         }
-        let settings: crate::model::TenantSettings = serde_json::from_str(&row.settings).unwrap_or_default();
+        let settings = crate::model::TenantSettings::stored(&row.settings);
         if settings.mfa_required && !mfa_used {
             return Err(TenancyError::Forbidden(
                 "this tenant requires two-step verification: sign in with your second factor",

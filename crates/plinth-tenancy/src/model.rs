@@ -67,6 +67,22 @@ pub struct TenantSettings {
     pub signup_mode: String,
 }
 
+impl TenantSettings {
+    /// The settings as stored. Text that does not parse (edited by hand, or written by a
+    /// newer Plinth) gives the strictest settings, never the most permissive: a second
+    /// factor required, invitations only.
+    pub fn stored(text: &str) -> TenantSettings {
+        serde_json::from_str(text).unwrap_or_else(|error| {
+            tracing::error!(%error, "a tenant's stored settings do not parse; applying the strictest settings");
+            TenantSettings {
+                mfa_required: true,
+                allowed_email_domains: Vec::new(),
+                signup_mode: "invite_only".into(),
+            }
+        })
+    }
+}
+
 impl Default for TenantSettings {
     fn default() -> Self {
         Self {
@@ -226,7 +242,7 @@ impl From<TenantRow> for Tenant {
             },
             trial_ends_at: r.trial_ends_at,
             status_reason: r.status_reason,
-            settings: serde_json::from_str(&r.settings).unwrap_or_default(),
+            settings: TenantSettings::stored(&r.settings),
             branding: serde_json::from_str(&r.branding).unwrap_or_default(),
             onboarding: serde_json::from_str(&r.onboarding).unwrap_or_default(),
             created_at: r.created_at,

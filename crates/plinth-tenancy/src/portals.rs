@@ -304,7 +304,7 @@ impl Tenancy {
         ) {
             return Err(TenancyError::NotFound);
         }
-        let settings: crate::model::TenantSettings = serde_json::from_str(&row.settings).unwrap_or_default();
+        let settings = crate::model::TenantSettings::stored(&row.settings);
         Ok(PublicPortal {
             slug: row.slug,
             name: row.name,
@@ -348,7 +348,17 @@ impl Tenancy {
             Some(TenantStatus::Expired) => return Err(TenancyError::Expired),
             _ => return Err(TenancyError::NotFound),
         }
-        let allowed: Vec<String> = serde_json::from_str(&row.allowed_roles).unwrap_or_default();
+        // An empty list admits every member, so a list that does not parse must admit
+        // nobody rather than read as empty.
+        let Ok(allowed) = serde_json::from_str::<Vec<String>>(&row.allowed_roles) else {
+            tracing::error!(
+                portal = slug,
+                "a portal's stored allowed roles do not parse; refusing entry"
+            );
+            return Err(TenancyError::Forbidden(
+                "this portal's configuration cannot be read; ask the tenant's administrators to save it again",
+            ));
+        };
         if !allowed.is_empty() && !role_list(roles).iter().any(|r| allowed.contains(r)) {
             return Err(TenancyError::Forbidden(
                 "your role in this tenant may not sign in through this portal",

@@ -13,6 +13,7 @@ backend_tests!(
     entering_a_portal_binds_tenant_and_portal_for_allowed_roles,
     flags_resolve_portal_over_tenant_over_platform,
     portal_and_flag_input_is_validated,
+    unreadable_stored_settings_fail_closed,
 );
 
 async fn token_of(app: &TestApp, email: &str) -> String {
@@ -360,5 +361,54 @@ async fn portal_and_flag_input_is_validated(db: TestDatabase) {
         )
         .await;
     assert_problem(bad_key, 422, "validation-failed").await;
+    app.stop().await;
+}
+
+/// Stored settings that do not parse (edited by hand, say) must not read as the most
+/// permissive ones: the tenant then requires a second factor, and the portal admits nobody.
+async fn unreadable_stored_settings_fail_closed(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let (owner, tenant) = owner_with_portal(&app).await;
+    let tenant_id: uuid::Uuid = tenant["id"].as_str().unwrap().parse().unwrap();
+    let viewer = app
+        .create_user("viewer@shop.test", PASSWORD, true, &[])
+        .await;
+    app.add_member(&tenant_id.to_string(), viewer, "viewer")
+        .await;
+    let viewer_token = token_of(&app, "viewer@shop.test").await;
+    assert_eq!(
+        app.get_as("/api/v1/tenants/shop/members", &owner)
+            .await
+            .status(),
+        200
+    );
+
+    let mut tx = app.db.begin().await.unwrap();
+    plinth_store::exec!(tx.conn(), c => sqlx::query(
+        "UPDATE tenants SET settings = 'not json' WHERE id = $1"
+    ).bind(tenant_id).execute(c).await)
+    .unwrap();
+    plinth_store::exec!(tx.conn(), c => sqlx::query(
+        "UPDATE portals SET allowed_roles = '{broken' WHERE tenant_id = $1"
+    ).bind(tenant_id).execute(c).await)
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // The owner signed in with the password alone: an unreadable MFA setting requires MFA.
+    let refused = app.get_as("/api/v1/tenants/shop/members", &owner).await;
+    let body = assert_problem(refused, 403, "forbidden").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("two-step"),
+        "{body}"
+    );
+    // The viewer, allowed before, may not enter a portal whose roles cannot be read.
+    let entered = app
+        .post_as(
+            "/api/v1/me/portal",
+            &viewer_token,
+            &json!({"portal": "shop-customers"}),
+        )
+        .await;
+    assert_problem(entered, 403, "forbidden").await;
     app.stop().await;
 }
