@@ -6,7 +6,7 @@
 //! export from SQLite imports into PostgreSQL and the other way round. Password hashes
 //! and one-time tokens never leave: imported accounts set a password through a reset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use plinth_audit::AuditEntry;
@@ -432,6 +432,7 @@ impl Tenancy {
             }
             tables.push((spec, rows));
         }
+        confine(&manifest, &tables)?;
         let mut tx = self.db.begin().await?;
         let taken: i64 = on!(tx.conn(), c => sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = $1 OR slug = $2")
             .bind(manifest.tenant_id).bind(&manifest.tenant_slug).fetch_one(c).await)?;
@@ -483,6 +484,61 @@ impl Tenancy {
             None => Ok(true),
         }
     }
+}
+
+/// Holds every row of an archive to the tenant it declares: an edited archive must not
+/// write into another tenant of this instance. The tenant row is the manifest's, every
+/// `tenant_id` and audit chain names it, and rows that point at a workspace or a portal
+/// point at one of the archive's own.
+fn confine(manifest: &Manifest, tables: &[(&TableSpec, Vec<Map<String, Value>>)]) -> TenancyResult<()> {
+    let tenant = manifest.tenant_id.0;
+    let chain = tenant.to_string();
+    let ids_of = |table: &str| -> TenancyResult<BTreeSet<uuid::Uuid>> {
+        let mut ids = BTreeSet::new();
+        for (_, rows) in tables.iter().filter(|(spec, _)| spec.name == table) {
+            for row in rows {
+                ids.extend(parse_uuid(row.get("id"))?);
+            }
+        }
+        Ok(ids)
+    };
+    let workspaces = ids_of("workspaces")?;
+    let portals = ids_of("portals")?;
+    let outside = |table: &str, column: &str| {
+        invalid(format!(
+            "{table}.ndjson: a row's {column} is not of the archive's tenant {tenant}"
+        ))
+    };
+    for (spec, rows) in tables {
+        if spec.name == "tenants" && (rows.len() != 1 || parse_uuid(rows[0].get("id"))? != Some(tenant)) {
+            return Err(invalid("tenants.ndjson must hold exactly the manifest's tenant"));
+        }
+        for row in rows {
+            for (column, _) in spec.columns {
+                let allowed: Option<&BTreeSet<uuid::Uuid>> = match *column {
+                    "workspace_id" => Some(&workspaces),
+                    "portal_id" => Some(&portals),
+                    _ => None,
+                };
+                match *column {
+                    "tenant_id" if parse_uuid(row.get("tenant_id"))? != Some(tenant) => {
+                        return Err(outside(spec.name, column));
+                    }
+                    "chain" if row.get("chain").and_then(Value::as_str) != Some(chain.as_str()) => {
+                        return Err(outside(spec.name, column));
+                    }
+                    _ => {}
+                }
+                if let Some(allowed) = allowed
+                    && let Some(id) = parse_uuid(row.get(*column))?
+                    && !allowed.contains(&id)
+                {
+                    return Err(outside(spec.name, column));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_uuid(value: Option<&Value>) -> TenancyResult<Option<uuid::Uuid>> {

@@ -10,7 +10,10 @@ use serde_json::json;
 use crate::auth::PASSWORD;
 use crate::support::{TestApp, assert_problem};
 
-backend_tests!(an_exported_tenant_imports_into_a_fresh_instance_unchanged);
+backend_tests!(
+    an_exported_tenant_imports_into_a_fresh_instance_unchanged,
+    an_edited_archive_cannot_write_into_another_tenant,
+);
 
 fn files(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -22,6 +25,144 @@ fn files(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
         out.insert(name, bytes);
     }
     out
+}
+
+/// The archive with `name` rewritten line by line by `edit`, its checksum and row count
+/// recomputed as an attacker would.
+fn edited(
+    archive: &[u8],
+    name: &str,
+    edit: impl Fn(serde_json::Value) -> serde_json::Value,
+) -> Vec<u8> {
+    use sha2::Digest;
+    let mut files = files(archive);
+    let text = String::from_utf8(files[name].clone()).unwrap();
+    let mut rewritten = String::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        rewritten.push_str(&edit(serde_json::from_str(line).unwrap()).to_string());
+        rewritten.push('\n');
+    }
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["name"] == name {
+            let digest = sha2::Sha256::digest(rewritten.as_bytes());
+            file["sha256"] = digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into();
+        }
+    }
+    files.insert(name.to_owned(), rewritten.into_bytes());
+    files.insert(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    for (file, bytes) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, file, bytes.as_slice())
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+async fn an_edited_archive_cannot_write_into_another_tenant(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    app.create_user("owner@edit.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.login("owner@edit.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.create_tenant(&owner, "leaving").await;
+    let archive = app
+        .get_as("/api/v1/tenants/leaving/export", &owner)
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    // The target instance has a tenant of its own: the one an attacker would aim at.
+    let target = TestApp::on(TestDatabase::sqlite())
+        .with("signup_enabled", true)
+        .spawn()
+        .await;
+    target
+        .create_user("victim@edit.test", PASSWORD, true, &[])
+        .await;
+    let victim_owner = target.login("victim@edit.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim = target.create_tenant(&victim_owner, "victim").await;
+    let victim_id = victim["id"].as_str().unwrap().to_owned();
+    let victim_workspace: serde_json::Value = target
+        .get_as("/api/v1/tenants/victim/workspaces", &victim_owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let victim_workspace = victim_workspace["items"][0]["id"].clone();
+
+    let into_victim = |mut row: serde_json::Value| {
+        row["tenant_id"] = victim_id.clone().into();
+        row
+    };
+    let into_victims_workspace = |mut row: serde_json::Value| {
+        row["workspace_id"] = victim_workspace.clone();
+        row
+    };
+    let onto_victims_chain = |mut row: serde_json::Value| {
+        row["chain"] = victim_id.clone().into();
+        row
+    };
+    let attempts = [
+        edited(&archive, "workspaces.ndjson", into_victim),
+        edited(&archive, "memberships.ndjson", into_victim),
+        edited(&archive, "workspace_members.ndjson", into_victims_workspace),
+        edited(&archive, "audit_log.ndjson", onto_victims_chain),
+    ];
+    for (i, tampered) in attempts.iter().enumerate() {
+        let refused = target
+            .state
+            .tenancy
+            .import(&plinth_core::Actor::system(), tampered)
+            .await;
+        assert!(refused.is_err(), "edited archive {i} was imported");
+    }
+    // Nothing of it landed, and the victim's tenant is as it was.
+    let members: serde_json::Value = target
+        .get_as("/api/v1/tenants/victim/members", &victim_owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["items"].as_array().unwrap().len(), 1);
+    let workspaces: serde_json::Value = target
+        .get_as("/api/v1/tenants/victim/workspaces", &victim_owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(workspaces["items"].as_array().unwrap().len(), 1);
+    let chain = plinth_audit::verify_chain(&target.db, Some(victim_id.parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    // The archive as exported still imports: only the edits were refused.
+    target
+        .state
+        .tenancy
+        .import(&plinth_core::Actor::system(), &archive)
+        .await
+        .unwrap();
+    target.stop().await;
+    app.stop().await;
 }
 
 async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestDatabase) {
