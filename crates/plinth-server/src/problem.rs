@@ -267,6 +267,7 @@ impl From<TenancyError> for Problem {
                 ProblemKind::Forbidden,
                 format!("your role allows this, but the tenant's policy {policy} does not: {why}"),
             ),
+            TenancyError::UnruledTables(why) => Problem::internal(&why),
             TenancyError::Identity(e) => e.into(),
             TenancyError::Store(e) => e.into(),
         }

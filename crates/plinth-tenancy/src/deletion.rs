@@ -11,6 +11,7 @@ use time::Duration;
 use crate::authorize::TenantContext;
 use crate::error::{TenancyError, TenancyResult};
 use crate::model::TenantStatus;
+use crate::owned::{OnPurge, TenantTable, tenant_tables};
 use crate::service::Tenancy;
 
 /// What a purge removes (or would remove) for one tenant.
@@ -22,21 +23,6 @@ pub struct PurgePlan {
     /// Rows per table.
     pub rows: Vec<(String, i64)>,
 }
-
-/// Tables holding a tenant's rows, children first; every one has `tenant_id`.
-const TENANT_TABLES: &[&str] = &[
-    "feature_flags",
-    "portals",
-    "invitations",
-    "workspace_members",
-    "workspaces",
-    "memberships",
-    "tenant_policies",
-    "tenant_roles",
-    "one_time_tokens",
-    "outbox",
-    "audit_log",
-];
 
 impl Tenancy {
     /// The owner asks for deletion, confirming with the slug. Returns when the purge is due.
@@ -130,8 +116,9 @@ impl Tenancy {
         drop(conn);
         let mut plans = Vec::with_capacity(due.len());
         for (tenant_id, slug, purge_after) in due {
+            let tables = tenant_tables(&self.db).await?;
             let mut tx = self.db.begin().await?;
-            let rows = count_rows(&mut tx, tenant_id).await?;
+            let rows = count_rows(&mut tx, tables, tenant_id).await?;
             tx.rollback().await?;
             plans.push(PurgePlan {
                 tenant_id,
@@ -155,6 +142,7 @@ impl Tenancy {
     /// Removes every row of a tenant pending deletion, in one transaction, leaving a
     /// record of the purge (with counts) on the platform's audit chain.
     pub async fn purge(&self, actor: &Actor, tenant: TenantId) -> TenancyResult<PurgePlan> {
+        let tables = tenant_tables(&self.db).await?;
         let mut tx = self.db.begin().await?;
         let row: Option<(String, String, Option<Timestamp>)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT slug, status, purge_after FROM tenants WHERE id = $1"
@@ -163,13 +151,14 @@ impl Tenancy {
         if TenantStatus::parse(&status) != Some(TenantStatus::PendingDeletion) {
             return Err(TenancyError::Conflict("only a tenant pending deletion is purged"));
         }
-        let rows = count_rows(&mut tx, tenant).await?;
-        for table in TENANT_TABLES {
-            exec!(tx.conn(), c => sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1")))
-                .bind(tenant).execute(c).await)?;
+        let rows = count_rows(&mut tx, tables, tenant).await?;
+        for table in tables {
+            let sql = match table.on_purge {
+                OnPurge::Delete => format!("DELETE FROM {} WHERE tenant_id = $1", table.name),
+                OnPurge::Detach(set) => format!("UPDATE {} SET {set} WHERE tenant_id = $1", table.name),
+            };
+            exec!(tx.conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(tenant).execute(c).await)?;
         }
-        exec!(tx.conn(), c => sqlx::query("UPDATE sessions SET tenant_id = NULL, portal = NULL WHERE tenant_id = $1")
-            .bind(tenant).execute(c).await)?;
         exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_chain_heads WHERE chain = $1").bind(tenant.to_string()).execute(c).await)?;
         exec!(tx.conn(), c => sqlx::query("DELETE FROM tenants WHERE id = $1").bind(tenant).execute(c).await)?;
         let counts: serde_json::Map<String, serde_json::Value> =
@@ -198,12 +187,12 @@ impl Tenancy {
     }
 }
 
-async fn count_rows(tx: &mut Tx, tenant: TenantId) -> TenancyResult<Vec<(String, i64)>> {
-    let mut rows = Vec::with_capacity(TENANT_TABLES.len() + 1);
-    for table in TENANT_TABLES.iter().rev() {
-        let n: i64 = on!(tx.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1")))
+async fn count_rows(tx: &mut Tx, tables: &[TenantTable], tenant: TenantId) -> TenancyResult<Vec<(String, i64)>> {
+    let mut rows = Vec::with_capacity(tables.len() + 1);
+    for table in tables.iter().rev() {
+        let n: i64 = on!(tx.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {} WHERE tenant_id = $1", table.name)))
             .bind(tenant).fetch_one(c).await)?;
-        rows.push(((*table).to_owned(), n));
+        rows.push((table.name.to_owned(), n));
     }
     rows.push(("tenants".to_owned(), 1));
     Ok(rows)

@@ -20,6 +20,10 @@ pub enum TenancyError {
     /// The roles allow it; an attribute policy of the tenant does not.
     #[error("denied by policy {policy}: {why}")]
     PolicyDenied { policy: String, why: String },
+    /// The schema and the list of tenant-owned tables disagree: a purge or export would
+    /// leave rows behind, so it does not run.
+    #[error("the tenant-owned tables are out of step with the schema: {0}")]
+    UnruledTables(String),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]

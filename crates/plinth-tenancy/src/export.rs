@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::{TenancyError, TenancyResult};
+use crate::owned::{InExport, tenant_tables};
 use crate::service::Tenancy;
 
 pub const FORMAT: &str = "plinth-tenant-export";
@@ -276,6 +277,29 @@ where
     })
 }
 
+/// The archive's tables with `tenant_id` must be exactly the tenant-owned tables whose
+/// rule says they are exported (`owned::TENANT_TABLES`, itself checked against the
+/// schema): a table missing here would silently be left out of every archive.
+async fn exported_tables_match_the_schema(db: &plinth_store::Db) -> TenancyResult<()> {
+    let exported: BTreeSet<&str> = tenant_tables(db)
+        .await?
+        .iter()
+        .filter(|t| t.in_export == InExport::Rows)
+        .map(|t| t.name)
+        .collect();
+    let specified: BTreeSet<&str> = TABLES
+        .iter()
+        .filter(|spec| spec.columns.iter().any(|(c, _)| *c == "tenant_id"))
+        .map(|spec| spec.name)
+        .collect();
+    if exported != specified {
+        return Err(TenancyError::UnruledTables(format!(
+            "exported by rule {exported:?}, described for the archive {specified:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn invalid(what: impl Into<String>) -> TenancyError {
     TenancyError::Validation(plinth_core::FieldErrors::single("archive", "invalid_archive", what))
 }
@@ -284,6 +308,7 @@ impl Tenancy {
     /// The tenant's complete archive (tar): its rows, its members' accounts (without
     /// credentials) and its audit chain.
     pub async fn export(&self, scope: &TenantScope) -> TenancyResult<Vec<u8>> {
+        exported_tables_match_the_schema(&self.db).await?;
         let tenant = self.tenant(scope).await?;
         let mut files: Vec<(String, Vec<u8>, u64)> = Vec::with_capacity(TABLES.len());
         let mut tx = self.db.begin_scoped(scope.tenant()).await?;
@@ -432,6 +457,7 @@ impl Tenancy {
             }
             tables.push((spec, rows));
         }
+        exported_tables_match_the_schema(&self.db).await?;
         confine(&manifest, &tables)?;
         let mut tx = self.db.begin().await?;
         let taken: i64 = on!(tx.conn(), c => sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = $1 OR slug = $2")

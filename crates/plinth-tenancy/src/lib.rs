@@ -11,6 +11,7 @@ mod invitations;
 mod lifecycle;
 mod members;
 mod model;
+mod owned;
 mod policies;
 mod portals;
 mod roles;

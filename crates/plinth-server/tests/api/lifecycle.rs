@@ -17,6 +17,7 @@ backend_tests!(
     expired_trials_leave_owners_read_only,
     deletion_needs_the_owner_and_the_slug_and_can_be_restored,
     a_purge_removes_every_row_of_the_tenant_and_nothing_else,
+    a_tenant_table_without_a_rule_stops_purge_and_export,
 );
 
 async fn token_of(app: &TestApp, email: &str) -> String {
@@ -605,6 +606,14 @@ async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDataba
     invite(&app, &owner, "guest@example.com", "member").await;
     app.post_as("/api/v1/me/tenant", &owner, &json!({"tenant": "club"}))
         .await;
+    let key = app
+        .post_as(
+            "/api/v1/me/api-keys",
+            &owner,
+            &json!({"name": "ci", "tenant": "club", "permissions": ["tenant:read"]}),
+        )
+        .await;
+    assert_eq!(key.status(), 201);
     assert_eq!(
         app.delete_as("/api/v1/tenants/club?confirm=club", &owner)
             .await
@@ -624,35 +633,24 @@ async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDataba
     let purged = app.state.tenancy.purge_due(later).await.unwrap();
     assert_eq!(purged.len(), 1);
     let doomed_id: uuid::Uuid = doomed["id"].as_str().unwrap().parse().unwrap();
+    // Every table the schema says is tenant-owned, not a list kept by hand.
+    let owned = app.db.tables_with_column("tenant_id").await.unwrap();
+    assert!(
+        owned.contains("api_keys") && owned.contains("workspaces"),
+        "{owned:?}"
+    );
     let mut conn = app.db.read().await.unwrap();
-    for table in [
-        "tenants",
-        "memberships",
-        "workspaces",
-        "workspace_members",
-        "invitations",
-        "portals",
-        "feature_flags",
-        "audit_log",
-        "outbox",
-        "one_time_tokens",
-        "tenant_roles",
-        "tenant_policies",
-    ] {
-        let column = if table == "tenants" {
-            "id"
-        } else {
-            "tenant_id"
-        };
+    for (table, column) in owned
+        .iter()
+        .map(|t| (t.as_str(), "tenant_id"))
+        .chain([("tenants", "id")])
+    {
         let left: i64 = on!(conn.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE {column} = $1"
         ))).bind(doomed_id).fetch_one(c).await)
         .unwrap();
         assert_eq!(left, 0, "{table} still holds rows of the purged tenant");
     }
-    let sessions: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM sessions WHERE tenant_id = $1")
-        .bind(doomed_id).fetch_one(c).await).unwrap();
-    assert_eq!(sessions, 0);
     drop(conn);
     // The other tenant is untouched, and the purge is on record.
     assert_eq!(
@@ -675,5 +673,39 @@ async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDataba
         .fetch_one(c).await).unwrap();
     assert_eq!(record, 1);
     drop(conn);
+    app.stop().await;
+}
+
+/// A migration that adds a table with `tenant_id` but no purge or export rule must stop
+/// both, rather than leave the tenant's rows behind or out of its archive.
+async fn a_tenant_table_without_a_rule_stops_purge_and_export(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let owner = setup(&app).await;
+    let mut tx = app.db.begin().await.unwrap();
+    exec!(tx.conn(), c => sqlx::query("CREATE TABLE notes (id TEXT PRIMARY KEY, tenant_id TEXT, body TEXT)")
+        .execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+
+    let export = app.get_as("/api/v1/tenants/club/export", &owner).await;
+    assert_problem(export, 500, "internal").await;
+    assert_eq!(
+        app.delete_as("/api/v1/tenants/club?confirm=club", &owner)
+            .await
+            .status(),
+        202
+    );
+    let later = plinth_core::Timestamp::now() + time::Duration::days(31);
+    let refused = app.state.tenancy.purge_due(later).await.unwrap_err();
+    assert!(refused.to_string().contains("notes"), "{refused}");
+    // The plan is refused for the same reason.
+    assert_eq!(
+        app.state
+            .tenancy
+            .purge_plan(later)
+            .await
+            .unwrap_err()
+            .to_string(),
+        refused.to_string()
+    );
     app.stop().await;
 }
