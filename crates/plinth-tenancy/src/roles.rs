@@ -473,6 +473,7 @@ impl Tenancy {
         struct Row {
             id: TenantId,
             status: String,
+            settings: String,
             roles: Option<String>,
             membership_status: Option<String>,
             policies_version: i64,
@@ -480,11 +481,11 @@ impl Tenancy {
         let mut conn = self.db.read().await?;
         let row: Option<Row> = match by_id {
             Some(id) => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
+                "SELECT t.id, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
                  LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.id = $1"
             ).bind(TenantId(id)).bind(subject).fetch_optional(c).await)?,
             None => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
+                "SELECT t.id, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
                  LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.slug = $1"
             ).bind(tenant).bind(subject).fetch_optional(c).await)?,
         };
@@ -512,6 +513,11 @@ impl Tenancy {
                     reason: format!("the tenant is {other}"),
                 });
             }
+        }
+        // The guard refuses a member of a tenant that requires a second factor when the
+        // session did not use one; the check must answer the same.
+        if crate::model::TenantSettings::stored(&row.settings).mfa_required && !facts.mfa {
+            return deny("the tenant requires two-step verification and the subject did not use it");
         }
         let roles = role_list(roles);
         let book = if RoleBook::needed_for(&roles) {

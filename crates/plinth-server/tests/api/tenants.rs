@@ -617,6 +617,33 @@ async fn a_tenant_can_require_members_to_use_mfa(db: TestDatabase) {
         app.get_as("/api/v1/tenants/strict", strong).await.status(),
         200
     );
+    // The check API decides as the guard does: no for the password-only member, yes for
+    // the owner's two-step session.
+    let check = |token: String| {
+        let app = &app;
+        async move {
+            let decision: serde_json::Value = app
+                .post_as(
+                    "/api/v1/authz/check",
+                    &token,
+                    &json!({"action": "tenant:read", "resource": {"tenant": "strict"}}),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            decision
+        }
+    };
+    let member_decision = check(member.clone()).await;
+    assert_eq!(member_decision["allowed"], false, "{member_decision}");
+    assert!(
+        member_decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("two-step")
+    );
+    assert_eq!(check(strong.to_owned()).await["allowed"], true);
     let bad_settings = app
         .patch_as(
             "/api/v1/tenants/strict",
