@@ -11,6 +11,6 @@ pub mod validation;
 
 pub use id::*;
 pub use page::{Cursor, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
-pub use scope::{Actor, ActorKind, TenantScope};
+pub use scope::{Actor, ActorKind};
 pub use time::Timestamp;
 pub use validation::{FieldError, FieldErrors};

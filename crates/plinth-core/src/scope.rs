@@ -1,13 +1,9 @@
-//! Who is acting, and in which tenant.
-//!
-//! A `TenantScope` can only be built by code that has checked the actor's membership
-//! (the server's tenant middleware, through `TenantScope::authorized`, which the access
-//! crate calls). Repository functions for tenant-owned data take a `&TenantScope`, so a
-//! query without a tenant filter does not compile.
+//! Who is acting. (In which tenant is `plinth_tenancy::TenantScope`, which only tenant
+//! authorisation can make.)
 
 use serde::Serialize;
 
-use crate::id::{TenantId, UserId};
+use crate::id::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,28 +81,5 @@ impl Actor {
             ActorKind::User => self.id.map(UserId),
             _ => None,
         }
-    }
-}
-
-/// Proof that `actor` may act inside `tenant`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantScope {
-    tenant: TenantId,
-    actor: Actor,
-}
-
-impl TenantScope {
-    /// Only for code that has verified the actor's membership in `tenant` (or that the
-    /// actor is the system acting on the tenant's behalf).
-    pub fn authorized(tenant: TenantId, actor: Actor) -> Self {
-        Self { tenant, actor }
-    }
-
-    pub fn tenant(&self) -> TenantId {
-        self.tenant
-    }
-
-    pub fn actor(&self) -> &Actor {
-        &self.actor
     }
 }

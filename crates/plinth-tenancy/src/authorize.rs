@@ -2,13 +2,14 @@
 //! the only place in Plinth where scopes are made (a test checks that).
 
 use plinth_access::{PermissionSet, PolicyOutcome};
-use plinth_core::{Actor, TenantId, TenantScope, UserId};
+use plinth_core::{Actor, TenantId, UserId};
 use plinth_store::on;
 
 use crate::error::{TenancyError, TenancyResult};
 use crate::model::TenantStatus;
 use crate::policies::RequestFacts;
 use crate::roles::RoleBook;
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 
 /// A caller authorised inside a tenant.

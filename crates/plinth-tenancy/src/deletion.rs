@@ -42,7 +42,7 @@ impl Tenancy {
         let scope = &ctx.scope;
         let now = Timestamp::now();
         let purge_after = now + grace;
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE tenants SET status = 'pending_deletion', deleted_at = $1, purge_after = $2, updated_at = $1 WHERE id = $3"
         ).bind(now).bind(purge_after).bind(scope.tenant()).execute(c).await)?;

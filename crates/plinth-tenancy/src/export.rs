@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, TenantId, TenantScope, Timestamp};
+use plinth_core::{Actor, TenantId, Timestamp};
 use plinth_store::{Tx, exec, on};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -19,6 +19,7 @@ use sqlx::Row;
 
 use crate::error::{TenancyError, TenancyResult};
 use crate::owned::{InExport, tenant_tables};
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 
 pub const FORMAT: &str = "plinth-tenant-export";
@@ -311,7 +312,7 @@ impl Tenancy {
         exported_tables_match_the_schema(&self.db).await?;
         let tenant = self.tenant(scope).await?;
         let mut files: Vec<(String, Vec<u8>, u64)> = Vec::with_capacity(TABLES.len());
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         for spec in TABLES {
             let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
             let sql = format!(
@@ -381,7 +382,7 @@ impl Tenancy {
     }
 
     async fn record_export(&self, scope: &TenantScope, size: usize) -> TenancyResult<()> {
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         plinth_audit::append(
             &mut tx,
             scope.actor(),

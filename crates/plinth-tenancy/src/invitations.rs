@@ -3,7 +3,7 @@
 //! revoked and resent, and work once.
 
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
 use plinth_identity::mail::{self, EmailKind};
 use plinth_identity::{
@@ -17,6 +17,7 @@ use time::Duration;
 
 use crate::authorize::TenantContext;
 use crate::error::{TenancyError, TenancyResult};
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 
 pub const INVITATION_TTL: Duration = Duration::days(7);
@@ -94,7 +95,7 @@ impl Tenancy {
                 "this tenant only admits addresses of its allowed domains",
             )));
         }
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let already_member: i64 = on!(tx.conn(), c => sqlx::query_scalar(
             "SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND u.email_normalized = $2"
         ).bind(scope.tenant()).bind(email.normalized()).fetch_one(c).await)?;
@@ -172,7 +173,7 @@ impl Tenancy {
     }
 
     async fn invitation(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<Invitation> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let found: Option<Invitation> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND id = $2"
         ))).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;
@@ -182,7 +183,7 @@ impl Tenancy {
     /// Pending invitations, newest first.
     pub async fn invitations(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Invitation>> {
         let before = page.before_id().map_err(TenancyError::Validation)?;
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         // Ids are UUIDv7: id order is creation order.
         let rows: Vec<Invitation> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND status = 'pending' AND id < $2
@@ -192,7 +193,7 @@ impl Tenancy {
     }
 
     pub async fn revoke_invitation(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<()> {
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let token: Option<Option<uuid::Uuid>> = on!(tx.conn(), c => sqlx::query_scalar(
             "UPDATE invitations SET status = 'revoked' WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING token_id"
         ).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;
@@ -221,7 +222,7 @@ impl Tenancy {
         inviter: &Inviter<'_>,
     ) -> TenancyResult<Invitation> {
         let tenant = self.tenant(scope).await?;
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let row: Option<(String, Option<uuid::Uuid>)> = on!(tx.conn(), c => sqlx::query_as(
             "SELECT email, token_id FROM invitations WHERE tenant_id = $1 AND id = $2 AND status = 'pending'"
         ).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;

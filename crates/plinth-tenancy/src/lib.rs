@@ -15,6 +15,7 @@ mod owned;
 mod policies;
 mod portals;
 mod roles;
+mod scope;
 mod service;
 mod slug;
 mod workspaces;
@@ -34,4 +35,4 @@ pub use service::{MyTenant, Tenancy};
 pub use slug::Slug;
 pub use workspaces::Workspace;
 
-pub use plinth_core::TenantScope;
+pub use scope::TenantScope;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use plinth_access::policy::{self, MAX_DOCUMENTS};
 use plinth_access::{PolicyOutcome, PolicyRequest, ResourceFacts, TenantPolicies};
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::authorize::TenantContext;
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::roles::check_identifier;
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 
 /// Compiled policies by tenant, each with the `policies_version` it was compiled at.
@@ -138,7 +139,7 @@ impl Tenancy {
 
     /// The tenant's policy documents, by name (unique in a tenant).
     pub async fn policies(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<PolicyView>> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let rows: Vec<PolicyRow> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 AND name > $2
              ORDER BY name LIMIT $3"
@@ -151,7 +152,7 @@ impl Tenancy {
     }
 
     pub async fn policy(&self, scope: &TenantScope, id: uuid::Uuid) -> TenancyResult<PolicyView> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let row: Option<PolicyRow> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM tenant_policies WHERE tenant_id = $1 AND id = $2"
         ))).bind(scope.tenant()).bind(id).fetch_optional(c).await)?;
@@ -175,7 +176,7 @@ impl Tenancy {
         errors.finish()?;
         let now = Timestamp::now();
         let id = uuid::Uuid::now_v7();
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let count: i64 = on!(tx.conn(), c => sqlx::query_scalar("SELECT count(*) FROM tenant_policies WHERE tenant_id = $1")
             .bind(scope.tenant()).fetch_one(c).await)?;
         if count >= MAX_DOCUMENTS as i64 {
@@ -231,7 +232,7 @@ impl Tenancy {
             .map_or_else(|| current.description.clone(), |d| d.trim().to_owned());
         let source = input.source.unwrap_or_else(|| current.source.clone());
         let now = Timestamp::now();
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let updated = exec!(tx.conn(), c => sqlx::query(
             "UPDATE tenant_policies SET name = $1, description = $2, source = $3, updated_at = $4
              WHERE tenant_id = $5 AND id = $6"
@@ -260,7 +261,7 @@ impl Tenancy {
     pub async fn delete_policy(&self, ctx: &TenantContext, id: uuid::Uuid) -> TenancyResult<()> {
         let scope = &ctx.scope;
         let current = self.policy(scope, id).await?;
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let removed = exec!(tx.conn(), c => sqlx::query("DELETE FROM tenant_policies WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant()).bind(id).execute(c).await)?;
         if removed == 0 {

@@ -3,13 +3,14 @@
 
 use plinth_access::TenantRole;
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_store::{StoreError, exec, on};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::role_list;
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{Branding, TenantStatus};
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 use crate::slug::Slug;
 
@@ -141,7 +142,7 @@ fn validate(input: &PortalInput, errors: &mut FieldErrors) {
 impl Tenancy {
     /// The tenant's portals, by slug.
     pub async fn portals(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Portal>> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 AND slug > $2 ORDER BY slug LIMIT $3"
         ))).bind(scope.tenant()).bind(page.after_key()).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;
@@ -154,7 +155,7 @@ impl Tenancy {
 
     /// A portal of the scope's tenant, by id or slug.
     pub async fn portal(&self, scope: &TenantScope, reference: &str) -> TenancyResult<Portal> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let row: Option<Row> = match reference.parse::<uuid::Uuid>() {
             Ok(id) => on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM portals WHERE tenant_id = $1 AND id = $2"
@@ -191,7 +192,7 @@ impl Tenancy {
         let now = Timestamp::now();
         let navigation = serde_json::to_string(&input.navigation.unwrap_or_default()).unwrap_or_else(|_| "[]".into());
         let roles = serde_json::to_string(&input.allowed_roles.unwrap_or_default()).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let inserted = exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO portals (id, tenant_id, slug, name, navigation, allowed_roles, signup_enabled, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
@@ -235,7 +236,7 @@ impl Tenancy {
             .clone()
             .unwrap_or_else(|| before.allowed_roles.clone());
         let signup = input.signup_enabled.unwrap_or(before.signup_enabled);
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE portals SET name = $1, navigation = $2, allowed_roles = $3, signup_enabled = $4, updated_at = $5
              WHERE tenant_id = $6 AND id = $7"
@@ -261,7 +262,7 @@ impl Tenancy {
 
     pub async fn delete_portal(&self, scope: &TenantScope, reference: &str) -> TenancyResult<()> {
         let portal = self.portal(scope, reference).await?;
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query("DELETE FROM portals WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant()).bind(portal.id).execute(c).await)?;
         plinth_audit::append(

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use plinth_access::{CATALOG, PermissionDef, PermissionSet, PolicyOutcome, Scope, TenantRole, is_known};
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::{TenantContext, role_list};
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::policies::RequestFacts;
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 
 /// The one answer of the check API for a tenant the subject cannot act in because it is
@@ -169,12 +170,12 @@ fn check_key(key: &str, errors: &mut FieldErrors) {
 impl Tenancy {
     /// The scope's tenant's roles.
     pub async fn role_book(&self, scope: &TenantScope) -> TenancyResult<RoleBook> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         RoleBook::load(conn.conn(), scope.tenant()).await
     }
 
     pub async fn roles(&self, scope: &TenantScope) -> TenancyResult<Vec<RoleView>> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         #[derive(sqlx::FromRow)]
         struct Row {
             key: String,
@@ -216,7 +217,7 @@ impl Tenancy {
     }
 
     pub async fn role_matrix(&self, scope: &TenantScope) -> TenancyResult<RoleMatrix> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let version: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT roles_version FROM tenants WHERE id = $1")
             .bind(scope.tenant()).fetch_one(c).await)?;
         drop(conn);
@@ -278,7 +279,7 @@ impl Tenancy {
         check_permissions("/permissions", &permissions, &ctx.permissions, &mut errors)?;
         errors.finish()?;
         let now = Timestamp::now();
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let inserted = exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO tenant_roles (tenant_id, key, name, description, permissions, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
         ).bind(scope.tenant()).bind(&key).bind(&name).bind(&description).bind(permissions.join(",")).bind(now).execute(c).await)
@@ -340,7 +341,7 @@ impl Tenancy {
             .as_deref()
             .map_or(current.description.clone(), |d| d.trim().to_owned());
         let permissions = input.permissions.clone().unwrap_or_else(|| current.permissions.clone());
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE tenant_roles SET name = $1, description = $2, permissions = $3, updated_at = $4 WHERE tenant_id = $5 AND key = $6"
         ).bind(&name).bind(&description).bind(permissions.join(",")).bind(Timestamp::now()).bind(scope.tenant()).bind(key)
@@ -371,7 +372,7 @@ impl Tenancy {
         if TenantRole::parse(key).is_some() {
             return Err(TenancyError::Forbidden("built-in roles cannot be deleted"));
         }
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let holders: i64 = on!(tx.conn(), c => sqlx::query_scalar(
             "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND (',' || roles || ',') LIKE $2"
         ).bind(scope.tenant()).bind(format!("%,{key},%")).fetch_one(c).await)?;
@@ -418,7 +419,7 @@ impl Tenancy {
             .filter(|r| !r.builtin)
             .map(|r| (r.key, r.permissions))
             .collect();
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         self.next_version(&mut tx, scope.tenant(), Some(update.version)).await?;
         let mut changes = serde_json::Map::new();
         for (key, permissions) in &update.roles {

@@ -3,7 +3,7 @@
 
 use plinth_access::TenantRole;
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, TenantScope, Timestamp, UserId};
+use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
 use plinth_store::{Db, StoreError, exec, on};
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{
     Branding, NewTenant, TENANT_COLUMNS, Tenant, TenantRow, TenantSettings, TenantStatus, TenantUpdate,
 };
+use crate::scope::TenantScope;
 use crate::slug::Slug;
 use crate::workspaces::insert_workspace;
 
@@ -175,7 +176,7 @@ impl Tenancy {
             .map_or(before.name.clone(), |n| n.trim().to_owned());
         let settings = update.settings.clone().unwrap_or_else(|| before.settings.clone());
         let branding = update.branding.clone().unwrap_or_else(|| before.branding.clone());
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query(
             "UPDATE tenants SET name = $1, settings = $2, branding = $3, updated_at = $4 WHERE id = $5"
         ).bind(&name).bind(serde_json::to_string(&settings).unwrap_or_default())

@@ -2,12 +2,13 @@
 //! others; every query here is bounded by the tenant scope.
 
 use plinth_audit::AuditEntry;
-use plinth_core::{FieldErrors, Page, PageRequest, TenantScope, Timestamp};
+use plinth_core::{FieldErrors, Page, PageRequest, Timestamp};
 use plinth_events::NewEvent;
 use plinth_store::{StoreError, Tx, exec, on};
 use serde::Serialize;
 
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
+use crate::scope::TenantScope;
 use crate::service::Tenancy;
 use crate::slug::Slug;
 
@@ -57,7 +58,7 @@ pub(crate) async fn insert_workspace(
 impl Tenancy {
     /// The tenant's workspaces, by slug.
     pub async fn list_workspaces(&self, scope: &TenantScope, page: &PageRequest) -> TenancyResult<Page<Workspace>> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let rows: Vec<Workspace> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 AND slug > $2
              ORDER BY slug LIMIT $3"
@@ -67,7 +68,7 @@ impl Tenancy {
 
     /// A workspace by id or slug, within the scope's tenant only.
     pub async fn get_workspace(&self, scope: &TenantScope, reference: &str) -> TenancyResult<Workspace> {
-        let mut conn = self.db.read_scoped(scope.tenant()).await?;
+        let mut conn = scope.read(&self.db).await?;
         let found: Option<Workspace> = match reference.parse::<uuid::Uuid>() {
             Ok(id) => on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM workspaces WHERE tenant_id = $1 AND id = $2"
@@ -93,7 +94,7 @@ impl Tenancy {
         let Some(slug) = slug else {
             return Err(TenancyError::NotFound);
         };
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         let workspace = insert_workspace(&mut tx, scope, &slug, name, false).await?;
         if let Some(user) = scope.actor().user_id() {
             exec!(tx.conn(), c => sqlx::query(
@@ -129,7 +130,7 @@ impl Tenancy {
         check_name(name, &mut errors);
         errors.finish()?;
         let before = self.get_workspace(scope, reference).await?;
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query("UPDATE workspaces SET name = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
             .bind(name.trim()).bind(Timestamp::now()).bind(scope.tenant()).bind(before.id).execute(c).await)?;
         plinth_audit::append(
@@ -150,7 +151,7 @@ impl Tenancy {
         if workspace.is_default {
             return Err(TenancyError::Conflict("the default workspace cannot be deleted"));
         }
-        let mut tx = self.db.begin_scoped(scope.tenant()).await?;
+        let mut tx = scope.begin(&self.db).await?;
         exec!(tx.conn(), c => sqlx::query("DELETE FROM workspaces WHERE tenant_id = $1 AND id = $2")
             .bind(scope.tenant()).bind(workspace.id).execute(c).await)?;
         plinth_audit::append(

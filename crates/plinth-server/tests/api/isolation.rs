@@ -178,6 +178,8 @@ pub fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
     }
 }
 
+// Tests the database wall itself, below the scope, so it opens scoped transactions raw.
+#[allow(clippy::disallowed_methods)]
 async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: TestDatabase) {
     let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
     let w = world(&app).await;
