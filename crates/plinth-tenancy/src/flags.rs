@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use plinth_audit::AuditEntry;
-use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp};
+use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_store::{exec, on};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -256,18 +256,43 @@ impl Tenancy {
         ))
     }
 
+    /// The flags for a signed-in caller: those of the tenant (and portal) their session
+    /// selected, while tenant authorisation still lets them read it there — the same rule
+    /// as every tenant route, so a member removed, a suspended tenant or an unmet MFA
+    /// requirement falls back to the platform's flags.
+    pub async fn flags_for(
+        &self,
+        user: UserId,
+        actor: Actor,
+        selected: Option<TenantId>,
+        portal_slug: Option<&str>,
+        mfa_used: bool,
+    ) -> TenancyResult<BTreeMap<String, Flag>> {
+        let ctx = match selected {
+            Some(tenant) => match self
+                .authorize(user, actor, &tenant.to_string(), "tenant:read", mfa_used)
+                .await
+            {
+                Ok(ctx) => Some(ctx),
+                Err(TenancyError::Store(e)) => return Err(TenancyError::Store(e)),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let portal = ctx.as_ref().and(portal_slug);
+        self.resolve_flags(ctx.as_ref().map(|c| &c.scope), portal).await
+    }
+
     /// Every flag that applies to a tenant (and a portal of it), the most specific level
-    /// winning: portal over tenant over platform.
-    // Still unscoped: the tenant comes from the caller's token claim. To take a scope
-    // (isolation issue).
-    #[allow(clippy::disallowed_methods)]
+    /// winning: portal over tenant over platform; the platform's alone without a scope.
     pub async fn resolve_flags(
         &self,
-        tenant: Option<TenantId>,
+        scope: Option<&TenantScope>,
         portal_slug: Option<&str>,
     ) -> TenancyResult<BTreeMap<String, Flag>> {
-        let mut conn = match tenant {
-            Some(t) => self.db.read_scoped(t).await?,
+        let tenant = scope.map(TenantScope::tenant);
+        let mut conn = match scope {
+            Some(scope) => scope.read(&self.db).await?,
             None => plinth_store::ScopedRead::Pooled(self.db.read().await?),
         };
         let portal: Option<uuid::Uuid> = match (tenant, portal_slug) {

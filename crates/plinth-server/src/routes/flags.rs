@@ -35,7 +35,7 @@ pub async fn resolved(
     Ok(Json(
         state
             .tenancy
-            .resolve_flags(Some(ctx.scope.tenant()), query.portal.as_deref())
+            .resolve_flags(Some(&ctx.scope), query.portal.as_deref())
             .await?,
     ))
 }
@@ -45,22 +45,21 @@ pub async fn resolved(
 pub async fn mine(
     State(state): State<AppState>,
     Caller(me): Caller,
+    context: RequestContext,
 ) -> Result<Json<BTreeMap<String, Flag>>, Problem> {
-    // The token's tenant is honoured only while the caller is still an active member.
-    let tenant = match me.tenant {
-        Some(tenant)
-            if state
-                .tenancy
-                .selectable(me.user, &tenant.to_string())
-                .await
-                .is_ok() =>
-        {
-            Some(tenant)
-        }
-        _ => None,
-    };
-    let portal = tenant.and(me.portal.as_deref());
-    Ok(Json(state.tenancy.resolve_flags(tenant, portal).await?))
+    let actor = context.actor().with_user(me.user);
+    Ok(Json(
+        state
+            .tenancy
+            .flags_for(
+                me.user,
+                actor,
+                me.tenant,
+                me.portal.as_deref(),
+                me.signed_in_with_mfa(),
+            )
+            .await?,
+    ))
 }
 
 /// Sets a flag for the tenant.

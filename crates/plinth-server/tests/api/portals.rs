@@ -299,6 +299,39 @@ async fn flags_resolve_portal_over_tenant_over_platform(db: TestDatabase) {
         outside["beta"]["value"], false,
         "without a tenant only platform flags apply"
     );
+    // A suspended tenant's flags no longer apply to the session that selected it.
+    let suspended = app
+        .post_as(
+            &format!(
+                "/api/v1/platform/tenants/{}/suspend",
+                tenant["id"].as_str().unwrap()
+            ),
+            &root,
+            &json!({"reason": "audit"}),
+        )
+        .await;
+    assert_eq!(suspended.status(), 200);
+    let while_suspended: serde_json::Value = app
+        .get_as(
+            "/api/v1/me/flags",
+            entered["access_token"].as_str().unwrap(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(while_suspended["beta"]["value"], false);
+    let reactivated = app
+        .post_as(
+            &format!(
+                "/api/v1/platform/tenants/{}/reactivate",
+                tenant["id"].as_str().unwrap()
+            ),
+            &root,
+            &json!({"reason": "resolved"}),
+        )
+        .await;
+    assert_eq!(reactivated.status(), 200);
 
     let removed = app
         .delete_as("/api/v1/tenants/shop/flags/beta", &owner)
