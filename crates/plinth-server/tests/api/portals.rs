@@ -300,17 +300,20 @@ async fn flags_resolve_portal_over_tenant_over_platform(db: TestDatabase) {
         "without a tenant only platform flags apply"
     );
     // A suspended tenant's flags no longer apply to the session that selected it.
-    let suspended = app
-        .post_as(
-            &format!(
-                "/api/v1/platform/tenants/{}/suspend",
-                tenant["id"].as_str().unwrap()
-            ),
-            &root,
-            &json!({"reason": "audit"}),
-        )
-        .await;
-    assert_eq!(suspended.status(), 200);
+    let lifecycle = |action: &'static str| {
+        let (app, root, id) = (&app, &root, tenant["id"].as_str().unwrap());
+        async move {
+            let response = app
+                .post_as(
+                    &format!("/api/v1/platform/tenants/{id}/{action}"),
+                    root,
+                    &json!({"reason": "test"}),
+                )
+                .await;
+            assert_eq!(response.status(), 200, "{action}");
+        }
+    };
+    lifecycle("suspend").await;
     let while_suspended: serde_json::Value = app
         .get_as(
             "/api/v1/me/flags",
@@ -321,17 +324,7 @@ async fn flags_resolve_portal_over_tenant_over_platform(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(while_suspended["beta"]["value"], false);
-    let reactivated = app
-        .post_as(
-            &format!(
-                "/api/v1/platform/tenants/{}/reactivate",
-                tenant["id"].as_str().unwrap()
-            ),
-            &root,
-            &json!({"reason": "resolved"}),
-        )
-        .await;
-    assert_eq!(reactivated.status(), 200);
+    lifecycle("reactivate").await;
 
     let removed = app
         .delete_as("/api/v1/tenants/shop/flags/beta", &owner)
