@@ -31,7 +31,7 @@ pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantSt
 pub use policies::{PolicyInput, PolicyValidation, PolicyView, RequestFacts};
 pub use portals::{NavItem, Portal, PortalInput, PublicPortal, SignInOptions};
 pub use roles::{Decision, MatrixUpdate, RoleBook, RoleInput, RoleMatrix, RoleView};
-pub use service::{MyTenant, Tenancy};
+pub use service::{MyTenant, Tenancy, TenantRequester};
 pub use slug::Slug;
 pub use workspaces::Workspace;
 

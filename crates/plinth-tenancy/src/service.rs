@@ -24,6 +24,15 @@ pub struct Tenancy {
     pub(crate) policy_cache: crate::policies::PolicyCache,
 }
 
+/// Who asks for a new tenant, and what the platform allows them.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantRequester {
+    pub user: UserId,
+    pub platform_admin: bool,
+    /// Whether the platform lets users create their own tenants.
+    pub self_service: bool,
+}
+
 /// One of the caller's tenants, for the tenant switcher.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MyTenant {
@@ -47,6 +56,37 @@ impl Tenancy {
             db,
             policy_cache: crate::policies::PolicyCache::new(),
         }
+    }
+
+    /// Creates a tenant a signed-in user asked for. Platform administrators may create one
+    /// for anyone; other users only for themselves, and only where the platform allows
+    /// self-service. `new.owner` is the owner asked for (the requester when absent).
+    pub async fn request_tenant(
+        &self,
+        actor: &Actor,
+        requester: TenantRequester,
+        owner: Option<UserId>,
+        mut new: NewTenant,
+    ) -> TenancyResult<Tenant> {
+        new.owner = match owner {
+            Some(owner) if owner != requester.user => {
+                if !requester.platform_admin {
+                    return Err(TenancyError::Forbidden(
+                        "only platform administrators create tenants for others",
+                    ));
+                }
+                owner
+            }
+            _ => {
+                if !requester.platform_admin && !requester.self_service {
+                    return Err(TenancyError::Forbidden(
+                        "self-service tenant creation is disabled on this platform",
+                    ));
+                }
+                requester.user
+            }
+        };
+        self.create_tenant(actor, new).await
     }
 
     /// Provisions a tenant in one transaction: the tenant, its owner, its default

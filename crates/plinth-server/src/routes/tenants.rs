@@ -5,12 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::{Page, UserId};
-use plinth_tenancy::{Isolation, MyTenant, NewTenant, Tenant, TenantStatus, TenantUpdate};
+use plinth_tenancy::{
+    Isolation, MyTenant, NewTenant, Tenant, TenantRequester, TenantStatus, TenantUpdate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, InTenant};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
-use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::problem::{Problem, ProblemDocument};
 use crate::routes::paging::{PageQuery, page_request};
 use crate::state::AppState;
 
@@ -42,35 +44,21 @@ pub async fn create(
     context: RequestContext,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), Problem> {
-    let owner = match body.owner_user_id {
-        Some(owner) if owner != me.user => {
-            if !me.platform_admin {
-                return Err(Problem::new(
-                    ProblemKind::Forbidden,
-                    "only platform administrators create tenants for others",
-                ));
-            }
-            owner
-        }
-        _ => {
-            if !me.platform_admin && !state.config.signup_enabled {
-                return Err(Problem::new(
-                    ProblemKind::Forbidden,
-                    "self-service tenant creation is disabled on this platform",
-                ));
-            }
-            me.user
-        }
+    let requester = TenantRequester {
+        user: me.user,
+        platform_admin: me.platform_admin,
+        self_service: state.config.signup_enabled,
     };
-    let actor = context.actor().with_user(me.user);
     let tenant = state
         .tenancy
-        .create_tenant(
-            &actor,
+        .request_tenant(
+            &context.actor().with_user(me.user),
+            requester,
+            body.owner_user_id,
             NewTenant {
                 slug: body.slug,
                 name: body.name,
-                owner,
+                owner: me.user,
                 isolation: body.isolation.unwrap_or(Isolation::Pool),
                 trial_days: body.trial_days,
             },
