@@ -30,13 +30,6 @@ pub struct SignUp {
 }
 
 impl Identity {
-    fn check_limit_flow(&self, flow: Flow, client: &ClientInfo, account: Option<&str>) -> IdentityResult<()> {
-        self.inner
-            .limits
-            .check(flow, client.ip.as_deref(), account)
-            .map_err(IdentityError::RateLimited)
-    }
-
     /// Creates an unverified account and sends the verification link. For an address
     /// that already has an account, the owner is told by e-mail instead; the caller
     /// gets the same answer either way.
@@ -46,7 +39,7 @@ impl Identity {
                 "self-service sign-up is disabled on this platform",
             ));
         }
-        self.check_limit_flow(Flow::Signup, client, None)?;
+        self.check_limit(Flow::Signup, client, None)?;
         let mut errors = FieldErrors::new();
         let email = match Email::parse(&input.email) {
             Ok(e) => Some(e),
@@ -154,7 +147,7 @@ impl Identity {
 
     /// Sends a new verification link to the signed-in, unverified user.
     pub async fn resend_verification(&self, principal: &Principal, client: &ClientInfo) -> IdentityResult<()> {
-        self.check_limit_flow(Flow::VerificationResend, client, Some(&principal.user.to_string()))?;
+        self.check_limit(Flow::VerificationResend, client, Some(&principal.user.to_string()))?;
         let mut tx = self.inner.db.begin().await?;
         let user = Users::find(tx.conn(), principal.user)
             .await?
@@ -200,7 +193,7 @@ impl Identity {
     /// answer and its timing are the same whether or not the address has an account.
     pub async fn forgot_password(&self, email: &str, client: &ClientInfo) -> IdentityResult<()> {
         let email = Email::parse(email).map_err(IdentityError::Validation)?;
-        self.check_limit_flow(Flow::ForgotPassword, client, Some(email.normalized()))?;
+        self.check_limit(Flow::ForgotPassword, client, Some(email.normalized()))?;
         let identity = self.clone();
         let client = client.clone();
         tokio::spawn(async move {

@@ -80,54 +80,11 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// Handlers are named for what they do inside their module (`list`, `create`); an
-/// operation id must be unique in the document, so it becomes `<tag>_<handler>`
-/// (`workspaces_list`), which is also what generated clients name their methods.
-fn qualify_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
-    for item in openapi.paths.paths.values_mut() {
-        for operation in router::operations_mut(item) {
-            let tag = operation
-                .tags
-                .as_ref()
-                .and_then(|tags| tags.first())
-                .map(|tag| tag.replace('-', "_"));
-            if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
-                *id = format!("{tag}_{id}");
-            }
-        }
-    }
-}
-
-/// OpenAPI requires a description on every response; where a route gave none, the
-/// status's reason phrase ("OK", "Not Found") is the honest minimum.
-fn describe_every_response(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::RefOr;
-    for item in openapi.paths.paths.values_mut() {
-        for operation in router::operations_mut(item) {
-            for (status, response) in operation.responses.responses.iter_mut() {
-                if let RefOr::T(response) = response
-                    && response.description.is_empty()
-                {
-                    response.description = status
-                        .parse::<u16>()
-                        .ok()
-                        .and_then(|code| StatusCode::from_u16(code).ok())
-                        .and_then(|code| code.canonical_reason())
-                        .unwrap_or("Response")
-                        .to_owned();
-                }
-            }
-        }
-    }
-}
-
 /// The application router with all middleware, and the table of its routes.
 pub fn build(state: AppState) -> (Router, RouteTable) {
     let (router, mut openapi, table) =
         routes::register(router::Routes::new(state.clone(), ApiDoc::openapi())).finish();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    describe_every_response(&mut openapi);
-    qualify_operation_ids(&mut openapi);
     let json = openapi.to_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render the OpenAPI document");
         String::new()

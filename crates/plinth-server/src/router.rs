@@ -137,10 +137,40 @@ fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi
         .into()
 }
 
+/// Handlers are named for what they do inside their module (`list`, `create`); an
+/// operation id must be unique in the document, so it becomes `<tag>_<handler>`
+/// (`workspaces_list`), which is also what generated clients name their methods.
+fn qualify_operation_id(operation: &mut Operation) {
+    let tag = operation
+        .tags
+        .as_ref()
+        .and_then(|tags| tags.first())
+        .map(|tag| tag.replace('-', "_"));
+    if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+        *id = format!("{tag}_{id}");
+    }
+}
+
+/// OpenAPI requires a description on every response; where a route gave none, the
+/// status's reason phrase ("OK", "Not Found") is the honest minimum.
+fn describe_every_response(operation: &mut Operation) {
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if let utoipa::openapi::RefOr::T(response) = response
+            && response.description.is_empty()
+        {
+            response.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("Response")
+                .to_owned();
+        }
+    }
+}
+
 /// Every operation of a path item, to change.
-pub(crate) fn operations_mut(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut Operation> {
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
         &mut item.put,
@@ -200,6 +230,8 @@ impl Routes {
                         )]);
                 }
                 document_standard_errors(operation, access, has_path_parameters);
+                describe_every_response(operation);
+                qualify_operation_id(operation);
             }
         }
         let routes = (schemas, paths, self.guarded(access, kind, method_router));

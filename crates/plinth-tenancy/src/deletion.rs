@@ -114,9 +114,12 @@ impl Tenancy {
             "SELECT id, slug, purge_after FROM tenants WHERE status = 'pending_deletion' AND purge_after <= $1 ORDER BY purge_after"
         ).bind(now).fetch_all(c).await)?;
         drop(conn);
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tables = tenant_tables(&self.db).await?;
         let mut plans = Vec::with_capacity(due.len());
         for (tenant_id, slug, purge_after) in due {
-            let tables = tenant_tables(&self.db).await?;
             let mut tx = self.db.begin().await?;
             let rows = count_rows(&mut tx, tables, tenant_id).await?;
             tx.rollback().await?;
