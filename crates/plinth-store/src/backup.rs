@@ -271,6 +271,11 @@ fn pg_tool(name: &str, url: &SecretString) -> StoreResult<(tokio::process::Comma
     if let Some(password) = password {
         command.env("PGPASSWORD", password);
     }
+    // A backup and a restore are platform work: the fail-closed row-level security
+    // policies show (and accept) tenant rows only to a session that declares it.
+    let mut options = std::env::var("PGOPTIONS").unwrap_or_default();
+    options.push_str(" -c plinth.scope=platform");
+    command.env("PGOPTIONS", options.trim_start());
     command.stderr(Stdio::piped()).kill_on_drop(true);
     Ok((command, url))
 }

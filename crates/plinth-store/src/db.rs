@@ -72,6 +72,9 @@ struct Inner {
     pools: Pools,
     /// The URL with any password removed, for logs and errors.
     display: String,
+    /// PostgreSQL: the login role bypasses row-level security, so tenant scopes drop to
+    /// the tenant role (see `row_security`).
+    tenant_role: bool,
 }
 
 enum Pools {
@@ -224,6 +227,7 @@ impl Db {
             inner: Arc::new(Inner {
                 pools: Pools::Sqlite { writer, reader, path },
                 display,
+                tenant_role: false,
             }),
         })
     }
@@ -234,8 +238,12 @@ impl Db {
             .as_ref()
             .map(|u| u.expose_secret().to_owned())
             .unwrap_or_default();
-        let connect =
-            PgConnectOptions::from_str(&url).map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let connect = PgConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
+            // Plinth's own connections declare platform scope, which the fail-closed
+            // policies require to see any tenant's rows; a tenant scope revokes it for its
+            // transaction. Sent with the startup packet: no extra round trip.
+            .options([("plinth.scope", "platform")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -244,10 +252,12 @@ impl Db {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
+        let tenant_role = crate::row_security::prepare(&pool).await?;
         Ok(Db {
             inner: Arc::new(Inner {
                 pools: Pools::Postgres { pool },
                 display: redact_url(&url),
+                tenant_role,
             }),
         })
     }
@@ -287,7 +297,7 @@ impl Db {
     pub async fn begin_scoped(&self, tenant: plinth_core::TenantId) -> StoreResult<Tx> {
         let mut tx = self.begin().await?;
         if let Tx::Postgres(t) = &mut tx {
-            bind_tenant(t, tenant).await?;
+            bind_tenant(t, tenant, self.inner.tenant_role).await?;
         }
         Ok(tx)
     }
@@ -298,7 +308,7 @@ impl Db {
             Pools::Sqlite { reader, .. } => ScopedRead::Pooled(Pooled::Sqlite(reader.acquire().await?)),
             Pools::Postgres { pool } => {
                 let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
-                bind_tenant(&mut tx, tenant).await?;
+                bind_tenant(&mut tx, tenant, self.inner.tenant_role).await?;
                 ScopedRead::Tx(Tx::Postgres(tx))
             }
         })
@@ -351,11 +361,17 @@ impl Db {
     }
 }
 
-async fn bind_tenant(tx: &mut Transaction<'static, Postgres>, tenant: plinth_core::TenantId) -> StoreResult<()> {
-    sqlx::query("SELECT set_config('plinth.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut **tx)
-        .await?;
+async fn bind_tenant(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: plinth_core::TenantId,
+    as_tenant_role: bool,
+) -> StoreResult<()> {
+    let enter = if as_tenant_role {
+        crate::row_security::ENTER_TENANT_AS_ROLE
+    } else {
+        crate::row_security::ENTER_TENANT
+    };
+    sqlx::query(enter).bind(tenant.to_string()).execute(&mut **tx).await?;
     Ok(())
 }
 

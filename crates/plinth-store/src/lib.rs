@@ -10,6 +10,7 @@ mod backup;
 mod db;
 mod error;
 mod migrate;
+mod row_security;
 mod schema;
 
 pub use backup::{BackupProgress, backup_to_file, restore_from_file};

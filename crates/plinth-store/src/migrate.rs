@@ -49,6 +49,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_passkeys"),
     migration!(7, "0007_policies", postgres = "0007_policies"),
     migration!(8, "0008_api_key_mfa"),
+    migration!(9, "0009_row_security", postgres = "0009_row_security"),
 ];
 
 impl Migration {
@@ -120,7 +121,7 @@ const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS plinth_schema_migrations
 )";
 
 /// Any number; identifies Plinth's migration lock among PostgreSQL advisory locks.
-const PG_MIGRATION_LOCK: i64 = 0x706c_696e_7468;
+pub(crate) const PG_MIGRATION_LOCK: i64 = 0x706c_696e_7468;
 
 fn known_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

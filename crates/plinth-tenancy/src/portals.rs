@@ -7,9 +7,10 @@ use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_store::{StoreError, exec, on};
 use serde::{Deserialize, Serialize};
 
-use crate::authorize::role_list;
+use crate::authorize::{Intent, Refusal};
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{Branding, TenantStatus};
+use crate::policies::RequestFacts;
 use crate::scope::TenantScope;
 use crate::service::Tenancy;
 use crate::slug::Slug;
@@ -321,37 +322,25 @@ impl Tenancy {
         })
     }
 
-    /// Whether `user` may sign in through the portal: an active member of its usable
-    /// tenant with one of its allowed roles. Returns the tenant and the portal's slug.
-    pub async fn portal_for_sign_in(&self, user: UserId, slug: &str) -> TenancyResult<(TenantId, String)> {
-        #[derive(sqlx::FromRow)]
-        struct Access {
-            tenant_id: TenantId,
-            allowed_roles: String,
-            status: String,
-            roles: Option<String>,
-            membership_status: Option<String>,
-        }
+    /// Whether `user` may sign in through the portal: the access rule for entering its
+    /// tenant (see `authorize`), then one of the portal's allowed roles. `mfa` is whether
+    /// the session used a second factor. Returns the tenant and the portal's slug.
+    pub async fn portal_for_sign_in(&self, user: UserId, slug: &str, mfa: bool) -> TenancyResult<(TenantId, String)> {
         let mut conn = self.db.read().await?;
-        let row: Option<Access> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT p.tenant_id, p.allowed_roles, t.status, m.roles, m.status AS membership_status
-             FROM portals p JOIN tenants t ON t.id = p.tenant_id
-             LEFT JOIN memberships m ON m.tenant_id = p.tenant_id AND m.user_id = $2
-             WHERE p.slug = $1"
-        ).bind(slug).bind(user).fetch_optional(c).await)?;
-        let row = row.ok_or(TenancyError::NotFound)?;
-        let (Some(roles), Some("active")) = (row.roles.as_deref(), row.membership_status.as_deref()) else {
-            return Err(TenancyError::NotFound);
+        let portal: Option<(TenantId, String)> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT tenant_id, allowed_roles FROM portals WHERE slug = $1"
+        ).bind(slug).fetch_optional(c).await)?;
+        drop(conn);
+        let (tenant, allowed_roles) = portal.ok_or(TenancyError::NotFound)?;
+        let facts = RequestFacts {
+            mfa,
+            ..RequestFacts::default()
         };
-        match TenantStatus::parse(&row.status) {
-            Some(TenantStatus::Active | TenantStatus::Trial) => {}
-            Some(TenantStatus::Suspended) => return Err(TenancyError::Suspended),
-            Some(TenantStatus::Expired) => return Err(TenancyError::Expired),
-            _ => return Err(TenancyError::NotFound),
-        }
+        let (_, verdict) = self.evaluate(user, &tenant.to_string(), Intent::Enter, &facts).await?;
+        let grant = verdict.map_err(Refusal::into_error)?;
         // An empty list admits every member, so a list that does not parse must admit
         // nobody rather than read as empty.
-        let Ok(allowed) = serde_json::from_str::<Vec<String>>(&row.allowed_roles) else {
+        let Ok(allowed) = serde_json::from_str::<Vec<String>>(&allowed_roles) else {
             tracing::error!(
                 portal = slug,
                 "a portal's stored allowed roles do not parse; refusing entry"
@@ -360,11 +349,11 @@ impl Tenancy {
                 "this portal's configuration cannot be read; ask the tenant's administrators to save it again",
             ));
         };
-        if !allowed.is_empty() && !role_list(roles).iter().any(|r| allowed.contains(r)) {
+        if !allowed.is_empty() && !grant.roles.iter().any(|r| allowed.contains(r)) {
             return Err(TenancyError::Forbidden(
                 "your role in this tenant may not sign in through this portal",
             ));
         }
-        Ok((row.tenant_id, slug.to_owned()))
+        Ok((tenant, slug.to_owned()))
     }
 }

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use plinth_access::{CATALOG, PermissionDef, PermissionSet, PolicyOutcome, Scope, TenantRole, is_known};
+use plinth_access::{CATALOG, PermissionDef, PermissionSet, Scope, TenantRole, is_known};
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
-use crate::authorize::{TenantContext, role_list};
+use crate::authorize::{Intent, Refusal, TenantContext};
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::policies::RequestFacts;
 use crate::scope::TenantScope;
@@ -455,7 +455,8 @@ impl Tenancy {
     }
 
     /// Whether `subject` may do `permission` in `tenant`, and why: the check behind
-    /// `POST /api/v1/authz/check`. Never an error for a "no": the reason says which.
+    /// `POST /api/v1/authz/check`. The same rule as the request guard; never an error for
+    /// a "no": the reason says which.
     pub async fn check(
         &self,
         subject: UserId,
@@ -463,104 +464,50 @@ impl Tenancy {
         permission: &str,
         facts: &RequestFacts<'_>,
     ) -> TenancyResult<Decision> {
-        if !is_known(permission) {
-            return Ok(Decision {
-                allowed: false,
-                reason: format!("{permission} is not a permission of the catalog"),
-            });
-        }
-        let by_id = tenant.parse::<uuid::Uuid>().ok();
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: TenantId,
-            status: String,
-            settings: String,
-            roles: Option<String>,
-            membership_status: Option<String>,
-            policies_version: i64,
-        }
-        let mut conn = self.db.read().await?;
-        let row: Option<Row> = match by_id {
-            Some(id) => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
-                 LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.id = $1"
-            ).bind(TenantId(id)).bind(subject).fetch_optional(c).await)?,
-            None => on!(conn.conn(), c => sqlx::query_as(
-                "SELECT t.id, t.status, t.settings, m.roles, m.status AS membership_status, t.policies_version FROM tenants t
-                 LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 WHERE t.slug = $1"
-            ).bind(tenant).bind(subject).fetch_optional(c).await)?,
+        let (standing, verdict) = self
+            .evaluate(subject, tenant, Intent::Permission(permission), facts)
+            .await?;
+        let roles = || {
+            standing
+                .as_ref()
+                .and_then(|s| s.roles.clone())
+                .unwrap_or_default()
+                .join(", ")
         };
-        let deny = |reason: &str| {
-            Ok(Decision {
-                allowed: false,
-                reason: reason.to_owned(),
-            })
-        };
-        // An unknown tenant, one the subject is not an active member of and one pending
-        // deletion answer alike: the check API must not tell callers which tenants exist.
-        let Some((row, roles)) = row
-            .filter(|r| r.status != "pending_deletion" && r.membership_status.as_deref() == Some("active"))
-            .and_then(|r| r.roles.clone().map(|roles| (r, roles)))
-        else {
-            return deny(NOT_A_MEMBER);
-        };
-        let roles = roles.as_str();
-        match row.status.as_str() {
-            "active" | "trial" => {}
-            "expired" if permission.ends_with(":read") && role_list(roles).iter().any(|r| r == "owner") => {}
-            other => {
-                return Ok(Decision {
-                    allowed: false,
-                    reason: format!("the tenant is {other}"),
-                });
+        let (allowed, reason) = match verdict {
+            Ok(grant) => {
+                let role = grant.granted_by.unwrap_or_default();
+                match grant.permitted_by {
+                    Some(policy) => (
+                        true,
+                        format!("granted by the role {role}; permitted by policy {policy}"),
+                    ),
+                    None => (true, format!("granted by the role {role}")),
+                }
             }
-        }
-        // The guard refuses a member of a tenant that requires a second factor when the
-        // session did not use one; the check must answer the same.
-        if crate::model::TenantSettings::stored(&row.settings).mfa_required && !facts.mfa {
-            return deny("the tenant requires two-step verification and the subject did not use it");
-        }
-        let roles = role_list(roles);
-        let book = if RoleBook::needed_for(&roles) {
-            RoleBook::load(conn.conn(), row.id).await?
-        } else {
-            RoleBook::default()
+            // An unknown tenant, one the subject is not an active member of and one
+            // pending deletion answer alike: the check API must not tell callers which
+            // tenants exist.
+            Err(Refusal::NotMember) => (false, NOT_A_MEMBER.to_owned()),
+            Err(Refusal::UnknownPermission) => (false, format!("{permission} is not a permission of the catalog")),
+            Err(Refusal::Suspended) => (false, "the tenant is suspended".to_owned()),
+            Err(Refusal::Expired) => (false, "the tenant is expired".to_owned()),
+            Err(Refusal::SecondFactorRequired) => (
+                false,
+                "the tenant requires two-step verification and the subject did not use it".to_owned(),
+            ),
+            Err(Refusal::NotGranted) => (
+                false,
+                format!("no role of the subject ({}) grants {permission}", roles()),
+            ),
+            Err(Refusal::Policy { policy, why }) => {
+                let role = roles();
+                (
+                    false,
+                    format!("a role of the subject ({role}) grants it, but policy {policy} denies: {why}"),
+                )
+            }
         };
-        let granting: Vec<&String> = roles
-            .iter()
-            .filter(|r| book.permissions(std::slice::from_ref(*r)).contains(permission))
-            .collect();
-        let Some(role) = granting.first() else {
-            return Ok(Decision {
-                allowed: false,
-                reason: format!("no role of the subject ({}) grants {permission}", roles.join(", ")),
-            });
-        };
-        let outcome = self
-            .apply_policies(
-                conn.conn(),
-                row.id,
-                row.policies_version,
-                subject,
-                &roles,
-                permission,
-                facts,
-            )
-            .await;
-        Ok(match outcome {
-            Ok(PolicyOutcome::NotApplicable) => Decision {
-                allowed: true,
-                reason: format!("granted by the role {role}"),
-            },
-            Ok(PolicyOutcome::Permitted { policy }) => Decision {
-                allowed: true,
-                reason: format!("granted by the role {role}; permitted by policy {policy}"),
-            },
-            Ok(PolicyOutcome::Denied { policy, why }) | Err(TenancyError::PolicyDenied { policy, why }) => Decision {
-                allowed: false,
-                reason: format!("the role {role} grants it, but policy {policy} denies: {why}"),
-            },
-            Err(e) => return Err(e),
-        })
+        Ok(Decision { allowed, reason })
     }
 }

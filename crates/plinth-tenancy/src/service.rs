@@ -1,7 +1,6 @@
 //! The tenancy service: creating tenants, reading and changing them, and the lists a
 //! user and a platform administrator see.
 
-use plinth_access::TenantRole;
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
@@ -9,11 +8,12 @@ use plinth_store::{Db, StoreError, exec, on};
 use serde::Serialize;
 use time::Duration;
 
-use crate::authorize::{TenantContext, role_list};
+use crate::authorize::{Intent, Refusal, TenantContext, role_list};
 use crate::error::{TenancyError, TenancyResult, taken_if_unique};
 use crate::model::{
     Branding, NewTenant, TENANT_COLUMNS, Tenant, TenantRow, TenantSettings, TenantStatus, TenantUpdate,
 };
+use crate::policies::RequestFacts;
 use crate::scope::TenantScope;
 use crate::slug::Slug;
 use crate::workspaces::insert_workspace;
@@ -290,23 +290,24 @@ impl Tenancy {
         ))
     }
 
-    /// Whether `user` may select `tenant` for their session (an active member of a usable tenant).
-    pub async fn selectable(&self, user: UserId, tenant: &str) -> TenancyResult<MyTenant> {
-        let by_id = tenant.parse::<uuid::Uuid>().ok().map(TenantId);
-        let mut conn = self.db.read().await?;
-        let row: Option<MyTenantRow> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT t.id, t.slug, t.name, t.status, m.roles FROM memberships m JOIN tenants t ON t.id = m.tenant_id
-             WHERE m.user_id = $1 AND m.status = 'active' AND t.status <> 'pending_deletion'
-               AND (t.slug = $2 OR t.id = $3)"
-        ).bind(user).bind(tenant).bind(by_id).fetch_optional(c).await)?;
-        let found = row.map(MyTenant::from).ok_or(TenancyError::NotFound)?;
-        match found.status {
-            TenantStatus::Suspended => Err(TenancyError::Suspended),
-            TenantStatus::Expired if !found.roles.iter().any(|r| r == TenantRole::Owner.as_str()) => {
-                Err(TenancyError::Expired)
-            }
-            _ => Ok(found),
-        }
+    /// Whether `user` may select `tenant` for their session: the access rule for
+    /// entering a tenant (see `authorize`), with `mfa` whether the session used a second
+    /// factor.
+    pub async fn selectable(&self, user: UserId, tenant: &str, mfa: bool) -> TenancyResult<MyTenant> {
+        let facts = RequestFacts {
+            mfa,
+            ..RequestFacts::default()
+        };
+        let (standing, verdict) = self.evaluate(user, tenant, Intent::Enter, &facts).await?;
+        let grant = verdict.map_err(Refusal::into_error)?;
+        let standing = standing.ok_or(TenancyError::NotFound)?;
+        Ok(MyTenant {
+            id: standing.tenant,
+            slug: standing.slug,
+            name: standing.name,
+            status: standing.status,
+            roles: grant.roles,
+        })
     }
 }
 

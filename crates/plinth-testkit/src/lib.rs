@@ -30,6 +30,8 @@ pub struct TestDatabase {
 struct PgDrop {
     admin_url: String,
     name: String,
+    /// The test made a login role of its own, dropped with the database.
+    own_role: bool,
 }
 
 impl TestDatabase {
@@ -56,6 +58,16 @@ impl TestDatabase {
     /// A fresh database on the server of `PLINTH_TEST_POSTGRES_URL`, or `None` (with a
     /// note on stderr) when that variable is not set.
     pub async fn postgres() -> Option<TestDatabase> {
+        Self::postgres_as(false).await
+    }
+
+    /// Like [`TestDatabase::postgres`], but Plinth logs in with the administrator URL
+    /// itself (a superuser, as careless deployments do), which owns the database.
+    pub async fn postgres_superuser() -> Option<TestDatabase> {
+        Self::postgres_as(true).await
+    }
+
+    async fn postgres_as(superuser: bool) -> Option<TestDatabase> {
         let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
             eprintln!("skipped: {POSTGRES_ENV} not set");
             return None;
@@ -64,12 +76,17 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
-        // Plinth runs as an ordinary role, as in production: superusers bypass
-        // row-level security, so tests that connected as one would prove nothing.
-        for statement in [
-            format!("CREATE ROLE {name} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
-            format!("CREATE DATABASE {name} OWNER {name}"),
-        ] {
+        // Plinth normally runs as an ordinary role that owns its database, as in
+        // production.
+        let statements = if superuser {
+            vec![format!("CREATE DATABASE {name}")]
+        } else {
+            vec![
+                format!("CREATE ROLE {name} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
+                format!("CREATE DATABASE {name} OWNER {name}"),
+            ]
+        };
+        for statement in statements {
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(&mut admin)
                 .await
@@ -78,15 +95,21 @@ impl TestDatabase {
         let _ = admin.close().await;
         let mut url = url::Url::parse(&admin_url).expect("valid PostgreSQL URL");
         url.set_path(&name);
-        let _ = url.set_username(&name);
-        let _ = url.set_password(None);
+        if !superuser {
+            let _ = url.set_username(&name);
+            let _ = url.set_password(None);
+        }
         let dir = tempfile::tempdir().expect("temporary directory");
         Some(TestDatabase {
             backend: TestBackend::Postgres,
             url: url.to_string(),
             data_dir: dir.path().join("data"),
             dir,
-            pg: Some(PgDrop { admin_url, name }),
+            pg: Some(PgDrop {
+                admin_url,
+                name,
+                own_role: !superuser,
+            }),
         })
     }
 
@@ -108,10 +131,11 @@ impl Drop for TestDatabase {
                 .expect("runtime");
             runtime.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect(&pg.admin_url).await {
-                    for statement in [
-                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name),
-                        format!("DROP ROLE IF EXISTS {}", pg.name),
-                    ] {
+                    let mut statements = vec![format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)];
+                    if pg.own_role {
+                        statements.push(format!("DROP ROLE IF EXISTS {}", pg.name));
+                    }
+                    for statement in statements {
                         let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
                     }
                     let _ = admin.close().await;

@@ -53,7 +53,7 @@ pub async fn enter(
 ) -> Result<Json<PortalToken>, Problem> {
     let (tenant, portal) = state
         .tenancy
-        .portal_for_sign_in(me.user, &body.portal)
+        .portal_for_sign_in(me.user, &body.portal, me.signed_in_with_mfa())
         .await?;
     let (access_token, expires_in) = state
         .identity

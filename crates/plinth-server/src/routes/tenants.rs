@@ -141,7 +141,10 @@ pub async fn select(
     context: RequestContext,
     ApiJson(body): ApiJson<SelectTenant>,
 ) -> Result<Json<TenantToken>, Problem> {
-    let tenant = state.tenancy.selectable(me.user, &body.tenant).await?;
+    let tenant = state
+        .tenancy
+        .selectable(me.user, &body.tenant, me.signed_in_with_mfa())
+        .await?;
     let (access_token, expires_in) = state
         .identity
         .select_tenant(&me, tenant.id, None, &context.client())

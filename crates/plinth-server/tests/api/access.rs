@@ -16,6 +16,7 @@ backend_tests!(
     roles_cannot_escalate,
     concurrent_matrix_edits_give_one_success_and_one_conflict,
     the_check_api_answers_with_reasons,
+    the_guard_the_check_api_tenant_selection_and_portal_sign_in_decide_alike,
 );
 
 async fn token_of(app: &TestApp, email: &str) -> String {
@@ -437,5 +438,104 @@ async fn the_check_api_answers_with_reasons(db: TestDatabase) {
             .iter()
             .any(|p| p["key"] == "roles:update")
     );
+    app.stop().await;
+}
+
+/// One rule decides whether a user may act in a tenant. For each set of facts (the
+/// membership, the tenant's status, its second-factor requirement, the role) the request
+/// guard, the check API, tenant selection and portal sign-in must agree, and the three
+/// that answer with a status must answer with the same one.
+async fn the_guard_the_check_api_tenant_selection_and_portal_sign_in_decide_alike(
+    db: TestDatabase,
+) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let (owner, tenant_id) = tenant_with(&app, "rule").await;
+    let portal = app
+        .post_as(
+            "/api/v1/tenants/rule/portals",
+            &owner,
+            &json!({"slug": "rule-portal", "name": "Rule"}),
+        )
+        .await;
+    assert_eq!(portal.status(), 201);
+    let bob = app.create_user("bob@rule.test", PASSWORD, true, &[]).await;
+    app.add_member(&tenant_id, bob, "viewer").await;
+    let bob_token = token_of(&app, "bob@rule.test").await;
+    let tenant: uuid::Uuid = tenant_id.parse().unwrap();
+
+    // (membership status, roles, tenant status, MFA required) => allowed, refusal status
+    let cases: &[(&str, &str, &str, bool, Option<u16>)] = &[
+        ("active", "viewer", "active", false, None),
+        ("active", "viewer", "trial", false, None),
+        ("active", "member", "active", false, None),
+        ("active", "owner", "expired", false, None),
+        ("active", "viewer", "expired", false, Some(403)),
+        ("active", "viewer", "suspended", false, Some(403)),
+        ("active", "owner", "suspended", false, Some(403)),
+        ("active", "viewer", "pending_deletion", false, Some(404)),
+        ("suspended", "viewer", "active", false, Some(404)),
+        ("suspended", "owner", "active", false, Some(404)),
+        ("active", "viewer", "active", true, Some(403)),
+        ("active", "owner", "active", true, Some(403)),
+    ];
+    for &(membership, roles, status, mfa_required, refused) in cases {
+        let facts =
+            format!("{membership} {roles} in a {status} tenant, MFA required: {mfa_required}");
+        let settings = json!({"mfa_required": mfa_required}).to_string();
+        let mut tx = app.db.begin().await.unwrap();
+        plinth_store::exec!(tx.conn(), c => sqlx::query("UPDATE tenants SET status = $1, settings = $2 WHERE id = $3")
+            .bind(status).bind(&settings).bind(tenant).execute(c).await).unwrap();
+        plinth_store::exec!(tx.conn(), c => sqlx::query("UPDATE memberships SET status = $1, roles = $2 WHERE tenant_id = $3 AND user_id = $4")
+            .bind(membership).bind(roles).bind(tenant).bind(bob).execute(c).await).unwrap();
+        tx.commit().await.unwrap();
+
+        let guard = app
+            .get_as(&format!("/api/v1/tenants/{tenant_id}/members"), &bob_token)
+            .await
+            .status()
+            .as_u16();
+        let check: serde_json::Value = app
+            .post_as(
+                "/api/v1/authz/check",
+                &bob_token,
+                &json!({"action": "members:read", "resource": {"tenant": tenant_id}, "context": {"mfa": false}}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let selection = app
+            .post_as(
+                "/api/v1/me/tenant",
+                &bob_token,
+                &json!({"tenant": tenant_id}),
+            )
+            .await
+            .status()
+            .as_u16();
+        let portal = app
+            .post_as(
+                "/api/v1/me/portal",
+                &bob_token,
+                &json!({"portal": "rule-portal"}),
+            )
+            .await
+            .status()
+            .as_u16();
+        match refused {
+            None => {
+                assert_eq!(guard, 200, "guard: {facts}");
+                assert_eq!(check["allowed"], true, "check: {facts}: {check}");
+                assert_eq!(selection, 200, "selection: {facts}");
+                assert_eq!(portal, 200, "portal sign-in: {facts}");
+            }
+            Some(code) => {
+                assert_eq!(guard, code, "guard: {facts}");
+                assert_eq!(check["allowed"], false, "check: {facts}: {check}");
+                assert_eq!(selection, code, "selection: {facts}");
+                assert_eq!(portal, code, "portal sign-in: {facts}");
+            }
+        }
+    }
     app.stop().await;
 }

@@ -178,8 +178,6 @@ pub fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
     }
 }
 
-// Tests the database wall itself, below the scope, so it opens scoped transactions raw.
-#[allow(clippy::disallowed_methods)]
 async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: TestDatabase) {
     let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
     let w = world(&app).await;
@@ -190,33 +188,86 @@ async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: 
         app.stop().await;
         return;
     }
-    let mut conn = app.db.read().await.unwrap();
-    let superuser: bool = on!(conn.conn(), c => sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(c).await).unwrap();
-    assert!(
-        !superuser,
-        "the server must not connect as a superuser, which bypasses RLS"
-    );
-    drop(conn);
+    row_level_security_confines_tenant_scopes(&app, &w, false).await;
+    app.stop().await;
+}
 
-    let b: plinth_core::TenantId = app
+/// Deployments often give Plinth a superuser URL, which no policy binds: tenant scopes
+/// must drop to a role the policies bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_level_security_binds_tenant_scopes_when_plinth_logs_in_as_a_superuser() {
+    let Some(db) = TestDatabase::postgres_superuser().await else {
+        return;
+    };
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let w = world(&app).await;
+    row_level_security_confines_tenant_scopes(&app, &w, true).await;
+    app.stop().await;
+}
+
+async fn tenant_b(app: &TestApp, w: &World) -> plinth_core::TenantId {
+    let bob = app
         .state
+        .identity
+        .authenticate(&w.bob_token)
+        .await
+        .unwrap()
+        .user;
+    app.state
         .tenancy
-        .my_tenants(
-            app.state
-                .identity
-                .authenticate(&w.bob_token)
-                .await
-                .unwrap()
-                .user,
-            &plinth_core::PageRequest::new(None, None),
-        )
+        .my_tenants(bob, &plinth_core::PageRequest::new(None, None))
         .await
         .unwrap()
         .items[0]
-        .id;
+        .id
+}
+
+// Tests the database wall itself, below the scope, so it opens scoped transactions raw.
+#[allow(clippy::disallowed_methods)]
+async fn row_level_security_confines_tenant_scopes(app: &TestApp, w: &World, superuser: bool) {
+    let mut conn = app.db.read().await.unwrap();
+    let login_is_superuser: bool = on!(conn.conn(), c => sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(c).await).unwrap();
+    assert_eq!(login_is_superuser, superuser);
+    // Every table with tenant_id has a policy, forced on the owner, with no way around it
+    // but the explicit platform scope.
+    let tables = app.db.tables_with_column("tenant_id").await.unwrap();
+    assert!(tables.len() >= 13, "{tables:?}");
+    for table in std::iter::once("tenants".to_owned()).chain(tables) {
+        let (enabled, forced): (bool, bool) = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1 AND relnamespace = current_schema()::regnamespace"
+        ).bind(&table).fetch_one(c).await).unwrap();
+        assert!(
+            enabled && forced,
+            "{table}: row-level security enabled and forced"
+        );
+        let policies: Vec<(Option<String>, Option<String>)> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT qual, with_check FROM pg_policies WHERE tablename = $1 AND schemaname = current_schema()"
+        ).bind(&table).fetch_all(c).await).unwrap();
+        assert!(!policies.is_empty(), "{table} has a policy");
+        for (using, check) in policies {
+            for expr in [using, check] {
+                let expr = expr.unwrap_or_default();
+                assert!(expr.contains("plinth_current_tenant()"), "{table}: {expr}");
+                assert!(
+                    !expr.contains("plinth_current_tenant() IS NULL"),
+                    "{table} fails open: {expr}"
+                );
+            }
+        }
+    }
+    drop(conn);
+
+    let b = tenant_b(app, w).await;
     let a: uuid::Uuid = w.a_id.parse().unwrap();
     let mut read = app.db.read_scoped(b).await.unwrap();
+    if superuser {
+        let role: String = on!(read.conn(), c => sqlx::query_scalar("SELECT current_user::text").fetch_one(c).await).unwrap();
+        assert_eq!(
+            role, "plinth_tenant",
+            "a tenant scope drops the superuser's privileges"
+        );
+    }
     let visible: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(c).await).unwrap();
     assert_eq!(
         visible, 1,
@@ -230,6 +281,24 @@ async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: 
     );
     let members: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM memberships").fetch_one(c).await).unwrap();
     assert_eq!(members, 1);
+    for table in [
+        "audit_log",
+        "outbox",
+        "sessions",
+        "one_time_tokens",
+        "api_keys",
+    ] {
+        let foreign: i64 = on!(read.conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id IS DISTINCT FROM $1"
+        ))).bind(b.0).fetch_one(c).await)
+        .unwrap();
+        assert_eq!(
+            foreign, 0,
+            "{table}: no row of another tenant or of the platform in B's scope"
+        );
+    }
+    let tenants: i64 = on!(read.conn(), c => sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(c).await).unwrap();
+    assert_eq!(tenants, 1);
     drop(read);
 
     let mut tx = app.db.begin_scoped(b).await.unwrap();
@@ -245,12 +314,39 @@ async fn row_level_security_hides_other_tenants_inside_a_scoped_transaction(db: 
     );
     drop(tx);
 
-    // Unscoped (platform) work sees everything.
+    // Platform work declares its scope and sees everything.
     let mut conn = app.db.read().await.unwrap();
     let all: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(c).await).unwrap();
     assert_eq!(all, 3);
     drop(conn);
-    app.stop().await;
+
+    // A connection that declared nothing (psql, a report, a forgotten script) sees no
+    // tenant's rows. A superuser login bypasses every policy, so it is checked as the
+    // role tenant scopes run as.
+    let mut raw = <sqlx::PgConnection as sqlx::Connection>::connect(app.database_url())
+        .await
+        .unwrap();
+    if superuser {
+        sqlx::query("SET ROLE plinth_tenant")
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    for table in [
+        "tenants",
+        "workspaces",
+        "memberships",
+        "audit_log",
+        "sessions",
+    ] {
+        let seen: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut raw)
+                .await
+                .unwrap();
+        assert_eq!(seen, 0, "{table}: an undeclared connection sees nothing");
+    }
+    let _ = sqlx::Connection::close(raw).await;
 }
 
 async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDatabase) {

@@ -43,6 +43,11 @@ impl TestApp {
         Self::on(database).spawn().await
     }
 
+    /// The URL Plinth was given for its database.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
