@@ -25,6 +25,17 @@ impl Identity {
         Ok((user, roles))
     }
 
+    /// Whether the principal holds a platform role that operates tenants (read from the
+    /// database, so a role taken away applies from the next request).
+    pub async fn operates_tenants(&self, principal: &Principal) -> IdentityResult<bool> {
+        if !principal.platform_admin {
+            return Ok(false);
+        }
+        let mut conn = self.inner.db.read().await?;
+        let roles = Users::platform_roles(conn.conn(), principal.user).await?;
+        Ok(roles.iter().any(PlatformRole::operates_tenants))
+    }
+
     pub async fn update_profile(
         &self,
         principal: &Principal,

@@ -64,6 +64,12 @@ impl PlatformRole {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
+
+    /// Whether the role may change a tenant's standing (suspend, reactivate, restore):
+    /// support staff read tenants but do not operate them.
+    pub fn operates_tenants(&self) -> bool {
+        !matches!(self, PlatformRole::Support)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

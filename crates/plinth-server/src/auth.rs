@@ -170,7 +170,7 @@ async fn authorize(
                 return Err(Problem::new(ProblemKind::Forbidden, reason));
             }
         }
-        Access::PlatformAdmin => {
+        Access::PlatformAdmin | Access::PlatformOperator => {
             if !principal.platform_admin {
                 return Err(Problem::new(
                     ProblemKind::Forbidden,
@@ -179,6 +179,14 @@ async fn authorize(
             }
             if let Some(reason) = restriction {
                 return Err(Problem::new(ProblemKind::Forbidden, reason));
+            }
+            if access == Access::PlatformOperator
+                && !state.identity.operates_tenants(&principal).await?
+            {
+                return Err(Problem::new(
+                    ProblemKind::Forbidden,
+                    "this needs a super-admin, ops-admin or billing-admin",
+                ));
             }
         }
     }

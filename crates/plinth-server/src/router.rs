@@ -24,6 +24,9 @@ pub enum Access {
     User,
     /// A platform administrator (any platform role) with no pending restriction.
     PlatformAdmin,
+    /// A platform administrator whose role operates tenants (super-admin, ops-admin,
+    /// billing-admin; not support).
+    PlatformOperator,
     /// An active member of the tenant named by the `{tenant}` path parameter whose roles
     /// grant this permission.
     Tenant(&'static str),

@@ -2,6 +2,7 @@
 //! and invitations, the tenant lifecycle, and the authorisation step that turns a
 //! signed-in user and a tenant reference into a [`TenantScope`].
 
+mod api_keys;
 mod authorize;
 mod deletion;
 mod error;
@@ -20,6 +21,7 @@ mod service;
 mod slug;
 mod workspaces;
 
+pub use api_keys::ApiKeyRequest;
 pub use authorize::TenantContext;
 pub use deletion::PurgePlan;
 pub use error::{TenancyError, TenancyResult};

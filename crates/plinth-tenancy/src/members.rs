@@ -1,7 +1,7 @@
 //! Members of a tenant: listing (server-side sorted, filtered, cursor-paginated), role
 //! changes without escalation, suspension and removal.
 
-use plinth_access::TenantRole;
+use plinth_access::{PermissionSet, TenantRole};
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Page, PageRequest, Timestamp, UserId};
 use plinth_events::NewEvent;
@@ -283,17 +283,10 @@ impl Tenancy {
 }
 
 impl Tenancy {
-    /// Adds an existing account to a tenant directly (platform tooling: the demo, imports).
-    /// People join through invitations otherwise.
-    // Still unscoped platform work: to take a platform scope (isolation issue).
-    #[allow(clippy::disallowed_methods)]
-    pub async fn add_member(
-        &self,
-        actor: &plinth_core::Actor,
-        tenant: plinth_core::TenantId,
-        user: UserId,
-        roles: &[TenantRole],
-    ) -> TenancyResult<()> {
+    /// Adds an existing account to a tenant directly (tooling: the demo). People join
+    /// through invitations otherwise. The same rules as an invitation: the caller may
+    /// invite, and grants no permission they lack.
+    pub async fn add_member(&self, ctx: &TenantContext, user: UserId, roles: &[TenantRole]) -> TenancyResult<()> {
         if roles.is_empty() {
             return Err(TenancyError::Validation(FieldErrors::single(
                 "roles",
@@ -301,9 +294,16 @@ impl Tenancy {
                 "give at least one role",
             )));
         }
+        let granted = roles
+            .iter()
+            .fold(PermissionSet::empty(), |set, role| set.union(role.permissions()));
+        if !ctx.permissions.contains("members:invite") || !granted.is_subset_of(&ctx.permissions) {
+            return Err(TenancyError::Forbidden("your role in this tenant does not allow this"));
+        }
+        let (tenant, actor) = (ctx.scope.tenant(), ctx.scope.actor());
         let roles: Vec<&str> = roles.iter().map(TenantRole::as_str).collect();
         let now = Timestamp::now();
-        let mut tx = self.db.begin_scoped(tenant).await?;
+        let mut tx = ctx.scope.begin(&self.db).await?;
         let added = exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO memberships (tenant_id, user_id, roles, status, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $4)
              ON CONFLICT (tenant_id, user_id) DO NOTHING"

@@ -27,7 +27,7 @@ pub struct RoleBook {
 }
 
 impl RoleBook {
-    pub async fn load(conn: Conn<'_>, tenant: TenantId) -> TenancyResult<RoleBook> {
+    pub(crate) async fn load(conn: Conn<'_>, tenant: TenantId) -> TenancyResult<RoleBook> {
         let rows: Vec<(String, String)> = on!(conn, c => sqlx::query_as(
             "SELECT key, permissions FROM tenant_roles WHERE tenant_id = $1"
         ).bind(tenant).fetch_all(c).await)?;

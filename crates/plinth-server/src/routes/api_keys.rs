@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use plinth_access::PermissionSet;
 use plinth_core::Page;
-use plinth_identity::{ApiKeyView, CreatedApiKey, NewApiKey};
+use plinth_identity::{ApiKeyView, CreatedApiKey};
+use plinth_tenancy::ApiKeyRequest;
 use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
-use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::problem::{Problem, ProblemDocument};
 use crate::routes::paging::PageQuery;
 use crate::state::AppState;
 
@@ -41,49 +41,24 @@ pub async fn create(
     context: RequestContext,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), Problem> {
-    let mut errors = plinth_core::FieldErrors::new();
-    for (i, permission) in body.permissions.iter().enumerate() {
-        if !plinth_access::is_known(permission) {
-            errors.add(
-                &format!("/permissions/{i}"),
-                "unknown_permission",
-                "not a permission of the catalog",
-            );
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Problem::validation(errors));
-    }
-    let mfa_used = me.signed_in_with_mfa();
-    let ctx = state
+    let request = ApiKeyRequest {
+        name: body.name,
+        tenant: body.tenant,
+        permissions: body.permissions,
+        expires_in_days: body.expires_in_days,
+    };
+    let new = state
         .tenancy
-        .authorize(
+        .api_key_grant(
             me.user,
             context.actor().with_user(me.user),
-            &body.tenant,
-            "tenant:read",
-            mfa_used,
+            request,
+            me.signed_in_with_mfa(),
         )
         .await?;
-    let requested = PermissionSet::from_keys(body.permissions.iter().map(String::as_str));
-    if !requested.is_subset_of(&ctx.permissions) {
-        return Err(Problem::new(
-            ProblemKind::Forbidden,
-            "an API key cannot hold a permission you do not hold",
-        ));
-    }
     let created = state
         .identity
-        .create_api_key(
-            &me,
-            NewApiKey {
-                name: body.name,
-                tenant: ctx.scope.tenant(),
-                permissions: body.permissions,
-                expires_in_days: body.expires_in_days,
-            },
-            &context.client(),
-        )
+        .create_api_key(&me, new, &context.client())
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -29,7 +29,7 @@ use crate::console;
 use crate::router::{Access, Routes};
 
 pub fn register(routes: Routes) -> Routes {
-    use Access::{Account, PlatformAdmin, Public, Tenant, User};
+    use Access::{Account, PlatformAdmin, PlatformOperator, Public, Tenant, User};
     routes
         // Operations
         .operations(routes!(health::healthz))
@@ -122,9 +122,9 @@ pub fn register(routes: Routes) -> Routes {
         .api(PlatformAdmin, routes!(users::revoke_sessions))
         .api(PlatformAdmin, routes!(users::unlock))
         .api(PlatformAdmin, routes!(tenants::list))
-        .api(PlatformAdmin, routes!(platform::suspend))
-        .api(PlatformAdmin, routes!(platform::reactivate))
-        .api(PlatformAdmin, routes!(platform::restore))
+        .api(PlatformOperator, routes!(platform::suspend))
+        .api(PlatformOperator, routes!(platform::reactivate))
+        .api(PlatformOperator, routes!(platform::restore))
         // Tenants
         .api(User, routes!(tenants::create))
         .api(Account, routes!(tenants::mine))

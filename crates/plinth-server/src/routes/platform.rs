@@ -3,13 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use plinth_core::TenantId;
-use plinth_identity::PlatformRole;
 use plinth_tenancy::Tenant;
 use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiPath, RequestContext};
-use crate::problem::{Problem, ProblemDocument, ProblemKind};
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -17,26 +16,6 @@ use crate::state::AppState;
 pub struct Reason {
     /// Why; recorded in the audit trail.
     reason: String,
-}
-
-async fn require_operator(
-    state: &AppState,
-    me: &plinth_identity::Principal,
-) -> Result<(), Problem> {
-    let (_, roles) = state.identity.me(me).await?;
-    if roles.iter().any(|r| {
-        matches!(
-            r,
-            PlatformRole::SuperAdmin | PlatformRole::OpsAdmin | PlatformRole::BillingAdmin
-        )
-    }) {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            ProblemKind::Forbidden,
-            "this needs a super-admin, ops-admin or billing-admin",
-        ))
-    }
 }
 
 /// Suspends a tenant: its routes answer `tenant-suspended` until reactivated.
@@ -53,7 +32,6 @@ pub async fn suspend(
     ApiPath(id): ApiPath<TenantId>,
     ApiJson(body): ApiJson<Reason>,
 ) -> Result<Json<Tenant>, Problem> {
-    require_operator(&state, &me).await?;
     let actor = context.actor().with_user(me.user);
     Ok(Json(state.tenancy.suspend(&actor, id, &body.reason).await?))
 }
@@ -72,7 +50,6 @@ pub async fn reactivate(
     ApiPath(id): ApiPath<TenantId>,
     ApiJson(body): ApiJson<Reason>,
 ) -> Result<Json<Tenant>, Problem> {
-    require_operator(&state, &me).await?;
     let actor = context.actor().with_user(me.user);
     Ok(Json(
         state.tenancy.reactivate(&actor, id, &body.reason).await?,
@@ -93,7 +70,6 @@ pub async fn restore(
     ApiPath(id): ApiPath<TenantId>,
     ApiJson(body): ApiJson<Reason>,
 ) -> Result<Json<Tenant>, Problem> {
-    require_operator(&state, &me).await?;
     let actor = context.actor().with_user(me.user);
     Ok(Json(state.tenancy.restore(&actor, id, &body.reason).await?))
 }

@@ -118,7 +118,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
             members.push((user.id, role));
         }
         let owner = members[0].0;
-        let tenant = tenancy
+        tenancy
             .create_tenant(
                 &actor,
                 NewTenant {
@@ -131,17 +131,17 @@ pub async fn run(config: &Config) -> Result<(), String> {
             )
             .await
             .map_err(|e| e.to_string())?;
+        // The owner's own authorisation, as any request of theirs would get it.
+        let owner_ctx = tenancy
+            .authorize(owner, Actor::user(owner), demo.slug, "members:invite", false)
+            .await
+            .map_err(|e| e.to_string())?;
         for (user, role) in &members[1..] {
             tenancy
-                .add_member(&actor, tenant.id, *user, &[*role])
+                .add_member(&owner_ctx, *user, &[*role])
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        // The owner's own authorisation, as any request of theirs would get it.
-        let owner_ctx = tenancy
-            .authorize(owner, Actor::user(owner), demo.slug, "tenant:update", false)
-            .await
-            .map_err(|e| e.to_string())?;
         let scope = &owner_ctx.scope;
         for (slug, name) in [("engineering", "Engineering"), ("support", "Support")] {
             tenancy
