@@ -10,8 +10,9 @@
 mod record;
 mod verify;
 
+pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};
-pub use verify::{ChainBreak, VerifyReport, verify_chain};
+pub use verify::{ChainBreak, Verified, VerifyReport, chains, verify_chain, verify_named};
 
 /// The chain of records that belong to no tenant.
 pub const PLATFORM_CHAIN: &str = "platform";

@@ -152,7 +152,8 @@ impl HashedFields<'_> {
     }
 }
 
-pub(crate) fn chain_of(tenant: Option<TenantId>) -> String {
+/// The chain a record of `tenant` (`None`: the platform) belongs to.
+pub fn chain_of(tenant: Option<TenantId>) -> String {
     tenant.map_or_else(|| PLATFORM_CHAIN.to_owned(), |t| t.to_string())
 }
 

@@ -1,5 +1,10 @@
-//! Recomputing a chain to find the first record that was edited, deleted or inserted
+//! Recomputing chains to find records that were edited, deleted, reordered or cut off
 //! behind Plinth's back.
+//!
+//! A verification walks one chain in `seq` order, in batches, recomputing each record's
+//! hash from its fields and its predecessor's hash. It can start from a record already
+//! verified ([`Verified`]), so a background verifier re-reads only what was added since
+//! its last pass.
 
 use plinth_core::{AuditId, TenantId, Timestamp};
 use plinth_store::{Db, StoreResult, on};
@@ -8,24 +13,84 @@ use serde::Serialize;
 use crate::GENESIS_HASH;
 use crate::record::{HashedFields, chain_of};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The first place a chain stops being the one Plinth wrote, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChainBreak {
     /// The record's content no longer matches its hash: it was edited.
-    Altered { seq: i64, id: String },
-    /// A record's `prev_hash` does not match its predecessor: rows were reordered or replaced.
-    Relinked { seq: i64, id: String },
+    Edited { seq: i64, id: String },
+    /// The record does not follow its predecessor (its `prev_hash` names another record):
+    /// records were reordered, or one was replaced by a forged chain.
+    Reordered { seq: i64, id: String },
     /// Sequence numbers skip: records were deleted.
-    Missing { expected_seq: i64, found_seq: i64 },
-    /// The chain ends before the head says it should: the newest records were deleted.
+    Deleted { expected_seq: i64, found_seq: i64 },
+    /// The chain ends before its head says it should: the newest records were deleted
+    /// (or the last one replaced).
     Truncated { head_seq: i64, last_seq: i64 },
+    /// Records exist but the chain's head row is gone.
+    HeadMissing { last_seq: i64 },
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl ChainBreak {
+    /// The kind, as the serialised `kind` says it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChainBreak::Edited { .. } => "edited",
+            ChainBreak::Reordered { .. } => "reordered",
+            ChainBreak::Deleted { .. } => "deleted",
+            ChainBreak::Truncated { .. } => "truncated",
+            ChainBreak::HeadMissing { .. } => "head_missing",
+        }
+    }
+
+    /// The sequence number where the chain breaks.
+    pub fn seq(&self) -> i64 {
+        match self {
+            ChainBreak::Edited { seq, .. } | ChainBreak::Reordered { seq, .. } => *seq,
+            ChainBreak::Deleted { expected_seq, .. } => *expected_seq,
+            ChainBreak::Truncated { last_seq, .. } | ChainBreak::HeadMissing { last_seq } => *last_seq + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainBreak::Edited { seq, id } => write!(f, "record {seq} ({id}) was edited"),
+            ChainBreak::Reordered { seq, id } => {
+                write!(
+                    f,
+                    "record {seq} ({id}) does not follow record {}: reordered or replaced",
+                    seq - 1
+                )
+            }
+            ChainBreak::Deleted {
+                expected_seq,
+                found_seq,
+            } => {
+                write!(f, "records {expected_seq} to {} were deleted", found_seq - 1)
+            }
+            ChainBreak::Truncated { head_seq, last_seq } => write!(
+                f,
+                "the chain ends at record {last_seq} but its head is record {head_seq}: the newest records were deleted or replaced"
+            ),
+            ChainBreak::HeadMissing { last_seq } => {
+                write!(f, "the chain's head row is gone ({last_seq} records remain)")
+            }
+        }
+    }
+}
+
+/// The result of verifying one chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
+    /// `platform`, or the tenant's id.
     pub chain: String,
+    /// Records verified intact (before the first break, if any).
     pub records: u64,
     pub first_break: Option<ChainBreak>,
+    /// The head as stored: the newest record's number and hash.
+    pub head_seq: Option<i64>,
     pub head_hash: Option<String>,
 }
 
@@ -33,6 +98,13 @@ impl VerifyReport {
     pub fn is_intact(&self) -> bool {
         self.first_break.is_none()
     }
+}
+
+/// The last record a verification found intact: where the next one may resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub seq: i64,
+    pub hash: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,74 +131,64 @@ struct Row {
 
 const BATCH: i64 = 2_000;
 
-/// Verifies the chain of `tenant` (`None`: the platform chain), streaming in batches.
+/// Every chain that has a head or a record, platform first, then tenants by id.
+pub async fn chains(db: &Db) -> StoreResult<Vec<String>> {
+    let mut conn = db.read().await?;
+    let mut names: Vec<String> = on!(conn.conn(), c => sqlx::query_scalar(
+        "SELECT chain FROM audit_chain_heads UNION SELECT DISTINCT chain FROM audit_log"
+    ).fetch_all(c).await)?;
+    names.sort_by(|a, b| (a != crate::PLATFORM_CHAIN, a).cmp(&(b != crate::PLATFORM_CHAIN, b)));
+    names.dedup();
+    Ok(names)
+}
+
+/// Verifies the chain of `tenant` (`None`: the platform chain) from its first record.
 pub async fn verify_chain(db: &Db, tenant: Option<TenantId>) -> StoreResult<VerifyReport> {
-    let chain = chain_of(tenant);
+    Ok(verify_named(db, &chain_of(tenant), None).await?.0)
+}
+
+/// Verifies the chain `chain`, from its first record or from `from` (a record an earlier
+/// verification found intact). Returns the report and the last intact record.
+pub async fn verify_named(
+    db: &Db,
+    chain: &str,
+    from: Option<&Verified>,
+) -> StoreResult<(VerifyReport, Option<Verified>)> {
     let mut conn = db.read().await?;
     let head: Option<(i64, String)> = on!(conn.conn(), c => sqlx::query_as(
         "SELECT seq, hash FROM audit_chain_heads WHERE chain = $1"
-    ).bind(&chain).fetch_optional(c).await)?;
+    ).bind(chain).fetch_optional(c).await)?;
 
-    let mut expected_seq = 1i64;
-    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut last = from.cloned();
+    let mut expected_seq = from.map_or(1, |v| v.seq + 1);
+    let mut prev_hash = from.map_or_else(|| GENESIS_HASH.to_owned(), |v| v.hash.clone());
     let mut records = 0u64;
+    let report = |records, first_break| VerifyReport {
+        chain: chain.to_owned(),
+        records,
+        first_break,
+        head_seq: head.as_ref().map(|h| h.0),
+        head_hash: head.as_ref().map(|h| h.1.clone()),
+    };
     loop {
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
             "SELECT id, seq, tenant_id, occurred_at, actor_kind, actor_id, impersonator_id, action,
                     target_type, target_id, outcome, ip, user_agent, request_id, changes, reason,
                     prev_hash, hash
              FROM audit_log WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
-        ).bind(&chain).bind(expected_seq).bind(BATCH).fetch_all(c).await)?;
+        ).bind(chain).bind(expected_seq).bind(BATCH).fetch_all(c).await)?;
         let done = (rows.len() as i64) < BATCH;
         for row in rows {
-            let seq = row.seq;
-            let id = row.id;
-            let report = |first_break| VerifyReport {
-                chain: chain.clone(),
-                records,
-                first_break: Some(first_break),
-                head_hash: head.as_ref().map(|h| h.1.clone()),
-            };
-            if seq != expected_seq {
-                return Ok(report(ChainBreak::Missing {
-                    expected_seq,
-                    found_seq: seq,
-                }));
+            if let Some(first_break) = check(chain, &row, expected_seq, &prev_hash) {
+                return Ok((report(records, Some(first_break)), last));
             }
-            if row.prev_hash != prev_hash {
-                return Ok(report(ChainBreak::Relinked {
-                    seq,
-                    id: id.to_string(),
-                }));
-            }
-            let fields = HashedFields {
-                id,
-                chain: &chain,
-                seq,
-                tenant_id: row.tenant_id,
-                occurred_at: row.occurred_at,
-                actor_kind: &row.actor_kind,
-                actor_id: row.actor_id,
-                impersonator_id: row.impersonator_id,
-                action: &row.action,
-                target_type: row.target_type.as_deref(),
-                target_id: row.target_id.as_deref(),
-                outcome: &row.outcome,
-                ip: row.ip.as_deref(),
-                user_agent: row.user_agent.as_deref(),
-                request_id: row.request_id.as_deref(),
-                changes: row.changes.as_deref(),
-                reason: row.reason.as_deref(),
-            };
-            if fields.hash(&prev_hash) != row.hash {
-                return Ok(report(ChainBreak::Altered {
-                    seq,
-                    id: id.to_string(),
-                }));
-            }
-            prev_hash = row.hash;
             expected_seq += 1;
             records += 1;
+            last = Some(Verified {
+                seq: row.seq,
+                hash: row.hash.clone(),
+            });
+            prev_hash = row.hash;
         }
         if done {
             break;
@@ -142,12 +204,50 @@ pub async fn verify_chain(db: &Db, tenant: Option<TenantId>) -> StoreResult<Veri
             head_seq: last_seq,
             last_seq,
         }),
+        None if last_seq > 0 => Some(ChainBreak::HeadMissing { last_seq }),
         _ => None,
     };
-    Ok(VerifyReport {
+    Ok((report(records, first_break), last))
+}
+
+/// The break at `row`, if it is not the intact successor of the record before it.
+fn check(chain: &str, row: &Row, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
+    if row.seq != expected_seq {
+        return Some(ChainBreak::Deleted {
+            expected_seq,
+            found_seq: row.seq,
+        });
+    }
+    if row.prev_hash != prev_hash {
+        return Some(ChainBreak::Reordered {
+            seq: row.seq,
+            id: row.id.to_string(),
+        });
+    }
+    let fields = HashedFields {
+        id: row.id,
         chain,
-        records,
-        first_break,
-        head_hash: head.map(|h| h.1),
-    })
+        seq: row.seq,
+        tenant_id: row.tenant_id,
+        occurred_at: row.occurred_at,
+        actor_kind: &row.actor_kind,
+        actor_id: row.actor_id,
+        impersonator_id: row.impersonator_id,
+        action: &row.action,
+        target_type: row.target_type.as_deref(),
+        target_id: row.target_id.as_deref(),
+        outcome: &row.outcome,
+        ip: row.ip.as_deref(),
+        user_agent: row.user_agent.as_deref(),
+        request_id: row.request_id.as_deref(),
+        changes: row.changes.as_deref(),
+        reason: row.reason.as_deref(),
+    };
+    if fields.hash(prev_hash) != row.hash {
+        return Some(ChainBreak::Edited {
+            seq: row.seq,
+            id: row.id.to_string(),
+        });
+    }
+    None
 }

@@ -91,7 +91,7 @@ async fn an_edited_row_is_found(db: TestDatabase) {
     tx.commit().await.unwrap();
     let report = verify_chain(&store, None).await.unwrap();
     assert!(
-        matches!(report.first_break, Some(ChainBreak::Altered { seq: 4, .. })),
+        matches!(report.first_break, Some(ChainBreak::Edited { seq: 4, .. })),
         "{report:?}"
     );
 }
@@ -105,7 +105,7 @@ async fn a_deleted_row_is_found(db: TestDatabase) {
     let report = verify_chain(&store, None).await.unwrap();
     assert_eq!(
         report.first_break,
-        Some(ChainBreak::Missing {
+        Some(ChainBreak::Deleted {
             expected_seq: 2,
             found_seq: 3
         }),

@@ -3,6 +3,7 @@
 //! signed-in user and a tenant reference into a [`TenantScope`].
 
 mod api_keys;
+mod audit;
 mod authorize;
 mod deletion;
 mod error;

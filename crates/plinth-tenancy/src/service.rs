@@ -184,6 +184,16 @@ impl Tenancy {
         row.map(Tenant::from).ok_or(TenancyError::NotFound)
     }
 
+    /// The id of the tenant named by `reference` (id or slug), for platform tooling.
+    pub async fn tenant_id_of(&self, reference: &str) -> TenancyResult<TenantId> {
+        let by_id = reference.parse::<uuid::Uuid>().ok().map(TenantId);
+        let mut conn = self.db.read().await?;
+        let id: Option<TenantId> = on!(conn.conn(), c => sqlx::query_scalar(
+            "SELECT id FROM tenants WHERE slug = $1 OR id = $2"
+        ).bind(reference).bind(by_id).fetch_optional(c).await)?;
+        id.ok_or(TenancyError::NotFound)
+    }
+
     pub async fn tenant(&self, scope: &TenantScope) -> TenancyResult<Tenant> {
         self.get(scope.tenant()).await
     }

@@ -69,7 +69,7 @@ pub enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Verify the tamper-evident audit chain.
+    /// Verify the tamper-evident audit chains.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -139,8 +139,13 @@ pub enum AdminCommand {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the platform chain and report the first broken link.
-    Verify,
+    /// Recompute every audit chain (the platform's and each tenant's) and report the
+    /// first break of each broken one; exits non-zero when any is broken.
+    Verify {
+        /// Verify one tenant's chain only (id or slug).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+    },
 }
 
 impl GlobalArgs {

@@ -133,6 +133,7 @@ backend_tests!(
     a_database_from_a_newer_version_is_refused,
     create_superadmin_reads_the_password_from_stdin,
     audit_verify_reports_an_intact_chain,
+    audit_verify_reports_every_broken_chain_with_the_kind_of_break,
     demo_seeds_a_living_system_once,
 );
 
@@ -360,6 +361,81 @@ async fn audit_verify_reports_an_intact_chain(db: TestDatabase) {
     let (ok, out, err) = run(verify, None);
     assert!(ok, "{err}");
     assert!(out.contains("intact: 1 records verified"), "{out}");
+}
+
+async fn open_store(db: &TestDatabase) -> plinth_store::Db {
+    plinth_store::Db::open(&plinth_store::DbOptions {
+        url: Some(secrecy::SecretString::from(db.url.clone())),
+        data_dir: db.data_dir.clone(),
+        max_connections: 2,
+        sqlite_synchronous: plinth_core::config::SqliteSynchronous::Full,
+    })
+    .await
+    .unwrap()
+}
+
+/// Tampering made in SQL to tenant chains and to the platform chain: each broken chain is
+/// named with the record and the kind of break, and the intact ones are not.
+async fn audit_verify_reports_every_broken_chain_with_the_kind_of_break(db: TestDatabase) {
+    assert!(create_superadmin(&db, "a@example.com", PASSPHRASE).0);
+    let mut demo = plinth(&db);
+    demo.arg("demo");
+    let (ok, _, err) = run(demo, None);
+    assert!(ok, "{err}");
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify"]);
+    let (ok, out, err) = run(verify, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 audit chain(s) intact"), "{out}");
+
+    let store = open_store(&db).await;
+    let mut tx = store.begin().await.unwrap();
+    let tenants: Vec<(uuid::Uuid, String)> = plinth_store::on!(tx.conn(), c => sqlx::query_as(
+        "SELECT id, slug FROM tenants"
+    ).fetch_all(c).await)
+    .unwrap();
+    let id_of = |slug: &str| tenants.iter().find(|t| t.1 == slug).unwrap().0.to_string();
+    let (acme, globex, initech) = (id_of("acme"), id_of("globex"), id_of("initech"));
+    for (sql, chain) in [
+        (
+            "UPDATE audit_log SET reason = 'nothing happened' WHERE chain = $1 AND seq = 2",
+            &acme,
+        ),
+        ("DELETE FROM audit_log WHERE chain = $1 AND seq = 2", &globex),
+        ("UPDATE audit_log SET seq = -1 WHERE chain = $1 AND seq = 2", &initech),
+        ("UPDATE audit_log SET seq = 2 WHERE chain = $1 AND seq = 3", &initech),
+        ("UPDATE audit_log SET seq = 3 WHERE chain = $1 AND seq = -1", &initech),
+        (
+            "DELETE FROM audit_log WHERE chain = $1 AND seq = (SELECT max(seq) FROM audit_log WHERE chain = $1)",
+            &"platform".to_owned(),
+        ),
+    ] {
+        plinth_store::exec!(tx.conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(chain).execute(c).await)
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    store.close().await;
+
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify"]);
+    let (ok, _, err) = run(verify, None);
+    assert!(!ok, "a broken chain fails the command");
+    assert!(err.contains(&format!("chain {acme}: edited at record 2")), "{err}");
+    assert!(err.contains(&format!("chain {globex}: deleted at record 2")), "{err}");
+    assert!(
+        err.contains(&format!("chain {initech}: reordered at record 2")),
+        "{err}"
+    );
+    assert!(err.contains("chain platform: truncated at record"), "{err}");
+    assert!(err.contains("4 of 4 audit chain(s) broken"), "{err}");
+
+    let mut one = plinth(&db);
+    one.args(["audit", "verify", "--tenant", "globex"]);
+    let (ok, _, err) = run(one, None);
+    assert!(!ok);
+    assert!(err.contains(&format!("chain {globex}: deleted")), "{err}");
+    assert!(!err.contains(&acme), "only the named tenant's chain: {err}");
+    assert!(err.contains("1 of 1 audit chain(s) broken"), "{err}");
 }
 
 #[test]

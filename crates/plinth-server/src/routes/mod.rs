@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api_keys;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod flags;
 pub mod health;
@@ -133,6 +134,7 @@ pub fn register(routes: Routes) -> Routes {
         .api(Tenant("tenant:update"), routes!(tenants::update))
         .api(Tenant("tenant:delete"), routes!(tenants::delete))
         .api(Tenant("tenant:export"), routes!(tenants::export))
+        .api(Tenant("audit:read"), routes!(audit::verify))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))

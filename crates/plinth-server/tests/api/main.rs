@@ -6,6 +6,7 @@
 
 mod access;
 mod api_keys;
+mod audit;
 mod auth;
 mod console;
 mod export;

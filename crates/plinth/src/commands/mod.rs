@@ -48,8 +48,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => audit::verify(&config).await,
+            command: AuditCommand::Verify { tenant },
+        } => audit::verify(&config, tenant.as_deref()).await,
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys::rotate(&config).await,
