@@ -9,10 +9,12 @@
 
 mod record;
 mod verify;
+mod watch;
 
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};
 pub use verify::{ChainBreak, Verified, VerifyReport, chains, verify_chain, verify_named};
+pub use watch::{ChainWatch, PassReport};
 
 /// The chain of records that belong to no tenant.
 pub const PLATFORM_CHAIN: &str = "platform";

@@ -170,6 +170,26 @@ pub async fn verify_named(
         head_seq: head.as_ref().map(|h| h.0),
         head_hash: head.as_ref().map(|h| h.1.clone()),
     };
+    if let Some(resumed) = from {
+        // The record a pass resumes from must still be the one it verified.
+        let stored: Option<(AuditId, String)> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT id, hash FROM audit_log WHERE chain = $1 AND seq = $2"
+        ).bind(chain).bind(resumed.seq).fetch_optional(c).await)?;
+        let first_break = match stored {
+            None => Some(ChainBreak::Truncated {
+                head_seq: head.as_ref().map_or(resumed.seq, |h| h.0),
+                last_seq: resumed.seq - 1,
+            }),
+            Some((id, hash)) if hash != resumed.hash => Some(ChainBreak::Edited {
+                seq: resumed.seq,
+                id: id.to_string(),
+            }),
+            Some(_) => None,
+        };
+        if first_break.is_some() {
+            return Ok((report(0, first_break), None));
+        }
+    }
     loop {
         let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
             "SELECT id, seq, tenant_id, occurred_at, actor_kind, actor_id, impersonator_id, action,

@@ -1,5 +1,6 @@
 //! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
-//! spent credentials, expiring trials, and pruning rate-limiter memory.
+//! spent credentials, expiring trials, verifying the audit chains, and pruning
+//! rate-limiter memory.
 
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ const CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 const CLEANUP_FIRST_RUN: Duration = Duration::from_secs(60);
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 const TRIAL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+const AUDIT_VERIFY_INTERVAL: Duration = Duration::from_secs(60);
+/// Every this many incremental passes, one full pass re-reads every chain from its start.
+const AUDIT_PASSES_PER_FULL: u32 = 24 * 60;
 
 /// Starts the background tasks. They stop when the server starts shutting down.
 pub fn spawn(state: &AppState) -> Result<(), String> {
@@ -76,6 +80,16 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
         }
     });
 
+    let audit_state = state.clone();
+    tokio::spawn(async move {
+        let mut pass = 0u32;
+        while !audit_state.is_shutting_down() {
+            verify_audit_chains(&audit_state, pass.is_multiple_of(AUDIT_PASSES_PER_FULL)).await;
+            pass = pass.wrapping_add(1);
+            tokio::time::sleep(AUDIT_VERIFY_INTERVAL).await;
+        }
+    });
+
     let prune_state = state.clone();
     tokio::spawn(async move {
         while !prune_state.is_shutting_down() {
@@ -84,4 +98,32 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
         }
     });
     Ok(())
+}
+
+/// One pass of the background audit verifier: every chain, from its start when `full`,
+/// else from where the last pass stopped. A break is logged once, when first found, and
+/// stays in `/metrics` as `plinth_audit_chain_broken{chain}`.
+pub async fn verify_audit_chains(state: &AppState, full: bool) -> Option<plinth_audit::PassReport> {
+    let mut watch = state.audit_watch.lock().await;
+    match watch.pass(&state.db, full).await {
+        Ok(pass) => {
+            for (chain, first_break) in &pass.newly_broken {
+                tracing::error!(
+                    audit.chain = %chain,
+                    audit.seq = first_break.seq(),
+                    audit.break_kind = first_break.kind(),
+                    "audit chain broken: {first_break}"
+                );
+            }
+            for chain in &pass.repaired {
+                tracing::warn!(audit.chain = %chain, "audit chain intact again");
+            }
+            state.metrics.record_audit_pass(&pass);
+            Some(pass)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "verifying audit chains");
+            None
+        }
+    }
 }

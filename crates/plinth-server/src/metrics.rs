@@ -24,6 +24,11 @@ struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabels {
+    chain: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     backend: &'static str,
@@ -45,6 +50,8 @@ pub struct Metrics {
     pool_connections: Family<PoolLabels, Gauge>,
     pool_idle: Family<PoolLabels, Gauge>,
     pool_max: Family<PoolLabels, Gauge>,
+    audit_chain_broken: Family<ChainLabels, Gauge>,
+    audit_records_verified: Counter,
 }
 
 impl Metrics {
@@ -82,6 +89,20 @@ impl Metrics {
             "Configured maximum of database connections",
             pool_max.clone(),
         );
+        // Only chains found broken get a series (1, or 0 once repaired): thousands of
+        // tenants must not mean thousands of series that all say "fine".
+        let audit_chain_broken = Family::<ChainLabels, Gauge>::default();
+        registry.register(
+            "audit_chain_broken",
+            "Audit chains the background verifier found broken (1), by chain",
+            audit_chain_broken.clone(),
+        );
+        let audit_records_verified = Counter::default();
+        registry.register(
+            "audit_records_verified",
+            "Audit records recomputed by the background verifier",
+            audit_records_verified.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -101,6 +122,27 @@ impl Metrics {
             pool_connections,
             pool_idle,
             pool_max,
+            audit_chain_broken,
+            audit_records_verified,
+        }
+    }
+
+    /// Records what a pass of the background audit verifier found.
+    pub fn record_audit_pass(&self, pass: &plinth_audit::PassReport) {
+        self.audit_records_verified.inc_by(pass.records);
+        for (chain, _) in &pass.newly_broken {
+            self.audit_chain_broken
+                .get_or_create(&ChainLabels {
+                    chain: chain.clone(),
+                })
+                .set(1);
+        }
+        for chain in &pass.repaired {
+            self.audit_chain_broken
+                .get_or_create(&ChainLabels {
+                    chain: chain.clone(),
+                })
+                .set(0);
         }
     }
 

@@ -23,6 +23,8 @@ pub struct AppInner {
     pub tenancy: Tenancy,
     pub started: Instant,
     pub openapi_json: OnceLock<String>,
+    /// The background audit verifier's memory of each chain.
+    pub audit_watch: tokio::sync::Mutex<plinth_audit::ChainWatch>,
     shutting_down: AtomicBool,
 }
 
@@ -37,6 +39,7 @@ impl AppState {
             db,
             started: Instant::now(),
             openapi_json: OnceLock::new(),
+            audit_watch: tokio::sync::Mutex::new(plinth_audit::ChainWatch::default()),
             shutting_down: AtomicBool::new(false),
         }))
     }
