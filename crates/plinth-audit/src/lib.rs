@@ -7,10 +7,13 @@
 //! row is updated in the same statement that reserves the number, which serialises
 //! concurrent appends to one chain on PostgreSQL and costs nothing on SQLite.
 
+pub mod action;
+mod query;
 mod record;
 mod verify;
 mod watch;
 
+pub use query::{AuditFilter, AuditRecord, list, list_as_platform};
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};
 pub use verify::{ChainBreak, Verified, VerifyReport, chains, verify_chain, verify_named};

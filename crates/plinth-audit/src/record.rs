@@ -3,6 +3,7 @@ use plinth_store::{StoreResult, Tx, exec, on};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::action::Action;
 use crate::{GENESIS_HASH, PLATFORM_CHAIN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +21,20 @@ impl Outcome {
             Outcome::Denied => "denied",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        [Outcome::Success, Outcome::Failure, Outcome::Denied]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
 }
 
 /// What happened, to be recorded with the actor and request context.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub tenant: Option<TenantId>,
-    /// Dotted action name, e.g. `tenant.suspend`, `auth.login.failed`.
-    pub action: &'static str,
+    /// What happened, from the catalogue (`tenant.suspend`, `auth.login.failed`).
+    pub action: Action,
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
     pub outcome: Outcome,
@@ -37,7 +44,7 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(action: &'static str) -> Self {
+    pub fn new(action: Action) -> Self {
         Self {
             tenant: None,
             action,
@@ -178,7 +185,7 @@ pub async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry) -> StoreResul
         actor_kind: actor.kind.as_str(),
         actor_id: actor.id,
         impersonator_id: actor.impersonator.map(|u| u.0),
-        action: entry.action,
+        action: entry.action.name(),
         target_type: entry.target_type,
         target_id: entry.target_id.as_deref(),
         outcome: entry.outcome.as_str(),
@@ -196,7 +203,7 @@ pub async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry) -> StoreResul
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     )
     .bind(id).bind(&chain).bind(seq).bind(entry.tenant).bind(occurred_at)
-    .bind(fields.actor_kind).bind(actor.id).bind(fields.impersonator_id).bind(entry.action)
+    .bind(fields.actor_kind).bind(actor.id).bind(fields.impersonator_id).bind(fields.action)
     .bind(entry.target_type).bind(fields.target_id).bind(fields.outcome).bind(fields.ip)
     .bind(fields.user_agent).bind(fields.request_id).bind(fields.changes).bind(fields.reason)
     .bind(&prev_hash).bind(&hash)

@@ -26,7 +26,7 @@ async fn open(db: &TestDatabase) -> Db {
 async fn write(store: &Db, tenant: Option<TenantId>, n: usize) {
     for i in 0..n {
         let mut tx = store.begin().await.unwrap();
-        let mut entry = AuditEntry::new("test.write")
+        let mut entry = AuditEntry::new(plinth_audit::action::WORKSPACE_UPDATE)
             .target("thing", i)
             .changes(serde_json::json!({"n": i, "ratio": 0.5}));
         if let Some(t) = tenant {
@@ -64,7 +64,7 @@ async fn a_rolled_back_change_leaves_no_record(db: TestDatabase) {
     append(
         &mut tx,
         &Actor::system(),
-        AuditEntry::new("test.rolled_back").outcome(Outcome::Failure),
+        AuditEntry::new(plinth_audit::action::WORKSPACE_DELETE).outcome(Outcome::Failure),
     )
     .await
     .unwrap();

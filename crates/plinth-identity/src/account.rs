@@ -59,7 +59,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("user.profile.update")
+            AuditEntry::new(plinth_audit::action::USER_PROFILE_UPDATE)
                 .target("user", principal.user)
                 .changes(serde_json::json!({"display_name": {"before": before.display_name, "after": name}})),
         )
@@ -123,7 +123,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("auth.password.change")
+            AuditEntry::new(plinth_audit::action::AUTH_PASSWORD_CHANGE)
                 .target("user", principal.user)
                 .changes(serde_json::json!({"other_sessions_revoked": revoked.len()})),
         )
@@ -157,7 +157,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("auth.session.revoke").target("session", session),
+            AuditEntry::new(plinth_audit::action::AUTH_SESSION_REVOKE).target("session", session),
         )
         .await?;
         tx.commit().await?;
@@ -190,7 +190,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(admin.user)),
-            AuditEntry::new("admin.user.sessions.revoke")
+            AuditEntry::new(plinth_audit::action::ADMIN_USER_SESSIONS_REVOKE)
                 .target("user", user)
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
         )
@@ -219,7 +219,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(admin.user)),
-            AuditEntry::new("admin.user.unlock").target("user", user),
+            AuditEntry::new(plinth_audit::action::ADMIN_USER_UNLOCK).target("user", user),
         )
         .await?;
         tx.commit().await?;

@@ -115,7 +115,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("api_key.create")
+            AuditEntry::new(plinth_audit::action::API_KEY_CREATE)
                 .tenant(new.tenant)
                 .target("api_key", id)
                 .changes(serde_json::json!({
@@ -174,7 +174,9 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("api_key.revoke").tenant(tenant).target("api_key", id),
+            AuditEntry::new(plinth_audit::action::API_KEY_REVOKE)
+                .tenant(tenant)
+                .target("api_key", id),
         )
         .await?;
         tx.commit().await?;

@@ -209,7 +209,7 @@ impl Identity {
         reason: &'static str,
     ) -> IdentityResult<()> {
         let mut tx = self.inner.db.begin().await?;
-        let mut entry = AuditEntry::new("auth.login.failed")
+        let mut entry = AuditEntry::new(plinth_audit::action::AUTH_LOGIN_FAILED)
             .outcome(Outcome::Failure)
             .changes(serde_json::json!({"reason": reason, "email": email.map(Email::normalized)}));
         if let Some(user) = user {
@@ -239,7 +239,7 @@ impl Identity {
             plinth_audit::append(
                 &mut tx,
                 &actor_of(client, None),
-                AuditEntry::new("auth.lockout")
+                AuditEntry::new(plinth_audit::action::AUTH_LOCKOUT)
                     .target("user", account.id)
                     .outcome(Outcome::Denied)
                     .changes(serde_json::json!({"failed_logins": failures, "locked_seconds": lock.whole_seconds()})),
@@ -252,7 +252,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, None),
-            AuditEntry::new("auth.login.failed")
+            AuditEntry::new(plinth_audit::action::AUTH_LOGIN_FAILED)
                 .target("user", account.id)
                 .outcome(Outcome::Failure)
                 .changes(serde_json::json!({"reason": "wrong_password", "failed_logins": failures})),
@@ -290,7 +290,7 @@ impl Identity {
             plinth_audit::append(
                 &mut tx,
                 &actor_of(client, Some(user_id)),
-                AuditEntry::new("auth.login.mfa_required").target("user", user_id),
+                AuditEntry::new(plinth_audit::action::AUTH_LOGIN_MFA_REQUIRED).target("user", user_id),
             )
             .await?;
             tx.commit().await?;
@@ -330,7 +330,7 @@ impl Identity {
         plinth_audit::append(
             tx,
             &actor_of(client, Some(user_id)),
-            AuditEntry::new("auth.login")
+            AuditEntry::new(plinth_audit::action::AUTH_LOGIN)
                 .target("session", session)
                 .changes(serde_json::json!({"amr": amr, "kind": C::KIND.as_str()})),
         )
@@ -396,7 +396,7 @@ impl Identity {
             plinth_audit::append(
                 &mut tx,
                 &actor_of(client, Some(user_id)),
-                AuditEntry::new("auth.mfa.failed")
+                AuditEntry::new(plinth_audit::action::AUTH_MFA_FAILED)
                     .target("user", user_id)
                     .outcome(Outcome::Failure),
             )
@@ -427,7 +427,7 @@ impl Identity {
                 plinth_audit::append(
                     &mut tx,
                     &actor_of(client, None),
-                    AuditEntry::new("auth.refresh.reuse")
+                    AuditEntry::new(plinth_audit::action::AUTH_REFRESH_REUSE)
                         .target("session", session)
                         .outcome(Outcome::Denied)
                         .changes(serde_json::json!({"user_id": user, "session_revoked": true})),
@@ -458,7 +458,7 @@ impl Identity {
                         plinth_audit::append(
                             &mut tx,
                             &actor_of(client, Some(user)),
-                            AuditEntry::new("auth.tenant.dropped")
+                            AuditEntry::new(plinth_audit::action::AUTH_TENANT_DROPPED)
                                 .tenant(selected)
                                 .target("session", session)
                                 .changes(serde_json::json!({"reason": "membership or tenant no longer active"})),
@@ -486,7 +486,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("auth.logout").target("session", principal.session),
+            AuditEntry::new(plinth_audit::action::AUTH_LOGOUT).target("session", principal.session),
         )
         .await?;
         tx.commit().await?;
@@ -501,7 +501,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("auth.logout_everywhere")
+            AuditEntry::new(plinth_audit::action::AUTH_LOGOUT_EVERYWHERE)
                 .target("user", principal.user)
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
         )
@@ -631,7 +631,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(principal.user)),
-            AuditEntry::new("auth.tenant.select")
+            AuditEntry::new(plinth_audit::action::AUTH_TENANT_SELECT)
                 .tenant(tenant)
                 .target("session", principal.session)
                 .changes(serde_json::json!({"portal": portal})),

@@ -86,7 +86,7 @@ impl Identity {
             plinth_audit::append(
                 &mut tx,
                 &actor_of(client, None),
-                AuditEntry::new("auth.signup.existing_address").target("user", existing.id),
+                AuditEntry::new(plinth_audit::action::AUTH_SIGNUP_EXISTING_ADDRESS).target("user", existing.id),
             )
             .await?;
             tx.commit().await?;
@@ -105,7 +105,12 @@ impl Identity {
         self.send_verification(&mut tx, user.id, &user.email, &user.display_name)
             .await?;
         let actor = actor_of(client, Some(user.id));
-        plinth_audit::append(&mut tx, &actor, AuditEntry::new("user.signup").target("user", user.id)).await?;
+        plinth_audit::append(
+            &mut tx,
+            &actor,
+            AuditEntry::new(plinth_audit::action::USER_SIGNUP).target("user", user.id),
+        )
+        .await?;
         plinth_events::enqueue(
             &mut tx,
             &actor,
@@ -178,7 +183,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(user_id)),
-            AuditEntry::new("user.email.verify").target("user", user_id),
+            AuditEntry::new(plinth_audit::action::USER_EMAIL_VERIFY).target("user", user_id),
         )
         .await?;
         let sessions: Vec<plinth_core::SessionId> = on!(tx.conn(), c => sqlx::query_scalar(
@@ -233,7 +238,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, None),
-            AuditEntry::new("auth.password.reset_requested").target("user", user.id),
+            AuditEntry::new(plinth_audit::action::AUTH_PASSWORD_RESET_REQUESTED).target("user", user.id),
         )
         .await?;
         tx.commit().await?;
@@ -270,7 +275,7 @@ impl Identity {
         plinth_audit::append(
             &mut tx,
             &actor_of(client, Some(user_id)),
-            AuditEntry::new("auth.password.reset")
+            AuditEntry::new(plinth_audit::action::AUTH_PASSWORD_RESET)
                 .target("user", user_id)
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
         )

@@ -275,7 +275,7 @@ impl Identity {
             &mut tx,
             principal,
             client,
-            "mfa.totp.enable",
+            plinth_audit::action::MFA_TOTP_ENABLE,
             "an authenticator app was added",
         )
         .await?;
@@ -324,7 +324,7 @@ impl Identity {
             &mut tx,
             principal,
             client,
-            "mfa.totp.disable",
+            plinth_audit::action::MFA_TOTP_DISABLE,
             "the authenticator app was removed",
         )
         .await?;
@@ -349,7 +349,7 @@ impl Identity {
             &mut tx,
             principal,
             client,
-            "mfa.recovery_codes.regenerate",
+            plinth_audit::action::MFA_RECOVERY_CODES_REGENERATE,
             "new recovery codes were made",
         )
         .await?;
@@ -362,7 +362,7 @@ impl Identity {
         tx: &mut Tx,
         principal: &Principal,
         client: &ClientInfo,
-        action: &'static str,
+        action: plinth_audit::action::Action,
         change: &str,
     ) -> IdentityResult<()> {
         plinth_audit::append(

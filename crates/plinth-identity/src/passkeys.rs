@@ -289,8 +289,14 @@ impl Identity {
         } else {
             None
         };
-        self.record_mfa_change(&mut tx, principal, client, "mfa.passkey.add", "a passkey was added")
-            .await?;
+        self.record_mfa_change(
+            &mut tx,
+            principal,
+            client,
+            plinth_audit::action::MFA_PASSKEY_ADD,
+            "a passkey was added",
+        )
+        .await?;
         tx.commit().await?;
         self.forget_sessions(&[principal.session]);
         Ok(RegisteredPasskey {
@@ -335,7 +341,7 @@ impl Identity {
             &mut tx,
             principal,
             client,
-            "mfa.passkey.remove",
+            plinth_audit::action::MFA_PASSKEY_REMOVE,
             "a passkey was removed",
         )
         .await?;
@@ -494,7 +500,7 @@ impl Identity {
     ) -> IdentityError {
         let reason = reason.to_string();
         tracing::debug!(%reason, "passkey assertion refused");
-        let mut entry = AuditEntry::new("auth.passkey.failed")
+        let mut entry = AuditEntry::new(plinth_audit::action::AUTH_PASSKEY_FAILED)
             .outcome(Outcome::Failure)
             .changes(serde_json::json!({"reason": reason}));
         if let Some(user) = user {

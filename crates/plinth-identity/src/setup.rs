@@ -157,7 +157,7 @@ impl Setup {
         plinth_audit::append(
             &mut tx,
             &actor,
-            AuditEntry::new("platform.superadmin.create")
+            AuditEntry::new(plinth_audit::action::PLATFORM_SUPERADMIN_CREATE)
                 .target("user", user.id)
                 .changes(serde_json::json!({"email": user.email, "role": "super-admin", "via": method})),
         )

@@ -57,7 +57,7 @@ use crate::problem::{Problem, ProblemKind};
         (name = "portals", description = "Portals: named entry points of a tenant"),
         (name = "flags", description = "Feature flags per platform, tenant and portal"),
         (name = "access", description = "Permissions, roles, the role matrix and permission checks"),
-        (name = "audit", description = "The tamper-evident audit trail: verification"),
+        (name = "audit", description = "The tamper-evident audit trail: the catalogue of actions, reading and verifying chains"),
     )
 )]
 struct ApiDoc;

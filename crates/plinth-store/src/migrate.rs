@@ -50,6 +50,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_policies", postgres = "0007_policies"),
     migration!(8, "0008_api_key_mfa"),
     migration!(9, "0009_row_security", postgres = "0009_row_security"),
+    migration!(10, "0010_audit_query"),
 ];
 
 impl Migration {

@@ -50,7 +50,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("tenant.delete.request")
+            AuditEntry::new(plinth_audit::action::TENANT_DELETE_REQUEST)
                 .tenant(scope.tenant())
                 .target("tenant", scope.tenant())
                 .changes(changes.clone()),
@@ -89,7 +89,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             actor,
-            AuditEntry::new("tenant.delete.cancel")
+            AuditEntry::new(plinth_audit::action::TENANT_DELETE_CANCEL)
                 .tenant(tenant)
                 .target("tenant", tenant)
                 .reason(reason),
@@ -169,7 +169,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             actor,
-            AuditEntry::new("tenant.purge")
+            AuditEntry::new(plinth_audit::action::TENANT_PURGE)
                 .target("tenant", tenant)
                 .changes(serde_json::json!({"slug": slug, "rows": counts})),
         )

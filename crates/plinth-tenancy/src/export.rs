@@ -386,7 +386,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("tenant.export")
+            AuditEntry::new(plinth_audit::action::TENANT_EXPORT)
                 .tenant(scope.tenant())
                 .target("tenant", scope.tenant())
                 .changes(serde_json::json!({"bytes": size})),
@@ -481,7 +481,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             actor,
-            AuditEntry::new("tenant.import")
+            AuditEntry::new(plinth_audit::action::TENANT_IMPORT)
                 .tenant(manifest.tenant_id)
                 .target("tenant", manifest.tenant_id)
                 .changes(

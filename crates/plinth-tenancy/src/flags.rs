@@ -166,7 +166,7 @@ impl Tenancy {
              ON CONFLICT (owner, key) DO UPDATE SET value = $7, description = $8, updated_at = $9"
         ).bind(uuid::Uuid::now_v7()).bind(owner.level().as_str()).bind(owner.tenant()).bind(owner.portal())
         .bind(owner.key()).bind(key).bind(&value).bind(&input.description).bind(now).execute(c).await)?;
-        let mut entry = AuditEntry::new("flag.set")
+        let mut entry = AuditEntry::new(plinth_audit::action::FLAG_SET)
             .target("flag", key)
             .changes(serde_json::json!({"level": owner.level().as_str(), "value": input.value}));
         if let Some(tenant) = owner.tenant() {
@@ -195,7 +195,7 @@ impl Tenancy {
         if removed == 0 {
             return Err(TenancyError::NotFound);
         }
-        let mut entry = AuditEntry::new("flag.delete")
+        let mut entry = AuditEntry::new(plinth_audit::action::FLAG_DELETE)
             .target("flag", key)
             .changes(serde_json::json!({"level": owner.level().as_str()}));
         if let Some(tenant) = owner.tenant() {

@@ -122,7 +122,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("member.invite")
+            AuditEntry::new(plinth_audit::action::MEMBER_INVITE)
                 .tenant(scope.tenant())
                 .target("invitation", id)
                 .changes(serde_json::json!({"email": email.normalized(), "role": role})),
@@ -205,7 +205,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("member.invite.revoke")
+            AuditEntry::new(plinth_audit::action::MEMBER_INVITE_REVOKE)
                 .tenant(scope.tenant())
                 .target("invitation", id),
         )
@@ -238,7 +238,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("member.invite.resend")
+            AuditEntry::new(plinth_audit::action::MEMBER_INVITE_RESEND)
                 .tenant(scope.tenant())
                 .target("invitation", id),
         )
@@ -290,7 +290,7 @@ impl Tenancy {
         plinth_audit::append(
             tx,
             actor,
-            AuditEntry::new("member.join")
+            AuditEntry::new(plinth_audit::action::MEMBER_JOIN)
                 .tenant(pending.tenant_id)
                 .target("user", user)
                 .changes(serde_json::json!({"invitation_id": pending.id, "role": pending.role})),

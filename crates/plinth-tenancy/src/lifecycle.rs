@@ -65,8 +65,8 @@ impl Tenancy {
                  updated_at = $3 WHERE id = $4"
         ).bind(to.as_str()).bind(&reason).bind(Timestamp::now()).bind(tenant).execute(c).await)?;
         let (action, event) = match to {
-            TenantStatus::Suspended => ("tenant.suspend", "tenant.suspended"),
-            _ => ("tenant.reactivate", "tenant.reactivated"),
+            TenantStatus::Suspended => (plinth_audit::action::TENANT_SUSPEND, "tenant.suspended"),
+            _ => (plinth_audit::action::TENANT_REACTIVATE, "tenant.reactivated"),
         };
         let changes = serde_json::json!({"status": {"before": from.as_str(), "after": to.as_str()}});
         plinth_audit::append(
@@ -102,7 +102,7 @@ impl Tenancy {
             plinth_audit::append(
                 &mut tx,
                 &actor,
-                AuditEntry::new("tenant.trial_expire")
+                AuditEntry::new(plinth_audit::action::TENANT_TRIAL_EXPIRE)
                     .tenant(*tenant)
                     .target("tenant", tenant)
                     .changes(changes.clone()),

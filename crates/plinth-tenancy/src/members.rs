@@ -183,7 +183,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("member.update")
+            AuditEntry::new(plinth_audit::action::MEMBER_UPDATE)
                 .tenant(scope.tenant())
                 .target("user", member)
                 .changes(serde_json::json!({
@@ -235,7 +235,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("member.remove")
+            AuditEntry::new(plinth_audit::action::MEMBER_REMOVE)
                 .tenant(scope.tenant())
                 .target("user", member)
                 .changes(serde_json::json!({"roles": role_list(&roles)})),
@@ -320,7 +320,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             actor,
-            AuditEntry::new("member.add")
+            AuditEntry::new(plinth_audit::action::MEMBER_ADD)
                 .tenant(tenant)
                 .target("user", user)
                 .changes(serde_json::json!({"roles": roles})),

@@ -193,7 +193,15 @@ impl Tenancy {
         .map_err(StoreError::from);
         taken_if_unique(inserted, "name", "this tenant has a policy with this name")?;
         let changes = serde_json::json!({"name": name, "source": source});
-        record(&mut tx, scope, "policy.create", "policy.created", id, changes).await?;
+        record(
+            &mut tx,
+            scope,
+            plinth_audit::action::POLICY_CREATE,
+            "policy.created",
+            id,
+            changes,
+        )
+        .await?;
         tx.commit().await?;
         Ok(PolicyView {
             id,
@@ -245,7 +253,15 @@ impl Tenancy {
             "name": {"before": current.name, "after": name},
             "source": {"before": current.source, "after": source},
         });
-        record(&mut tx, scope, "policy.update", "policy.updated", id, changes).await?;
+        record(
+            &mut tx,
+            scope,
+            plinth_audit::action::POLICY_UPDATE,
+            "policy.updated",
+            id,
+            changes,
+        )
+        .await?;
         tx.commit().await?;
         Ok(PolicyView {
             statements,
@@ -268,7 +284,15 @@ impl Tenancy {
             return Err(TenancyError::NotFound);
         }
         let changes = serde_json::json!({"name": current.name, "source": current.source});
-        record(&mut tx, scope, "policy.delete", "policy.deleted", id, changes).await?;
+        record(
+            &mut tx,
+            scope,
+            plinth_audit::action::POLICY_DELETE,
+            "policy.deleted",
+            id,
+            changes,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -352,7 +376,7 @@ impl Tenancy {
 async fn record(
     tx: &mut Tx,
     scope: &TenantScope,
-    action: &'static str,
+    action: plinth_audit::action::Action,
     event: &'static str,
     id: uuid::Uuid,
     changes: serde_json::Value,

@@ -204,7 +204,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("portal.create")
+            AuditEntry::new(plinth_audit::action::PORTAL_CREATE)
                 .tenant(scope.tenant())
                 .target("portal", id)
                 .changes(serde_json::json!({"slug": slug.as_str()})),
@@ -247,7 +247,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("portal.update")
+            AuditEntry::new(plinth_audit::action::PORTAL_UPDATE)
                 .tenant(scope.tenant())
                 .target("portal", before.id)
                 .changes(serde_json::json!({
@@ -269,7 +269,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("portal.delete")
+            AuditEntry::new(plinth_audit::action::PORTAL_DELETE)
                 .tenant(scope.tenant())
                 .target("portal", portal.id)
                 .changes(serde_json::json!({"slug": portal.slug})),

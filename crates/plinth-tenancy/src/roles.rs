@@ -289,7 +289,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("role.create")
+            AuditEntry::new(plinth_audit::action::ROLE_CREATE)
                 .tenant(scope.tenant())
                 .target("role", &key)
                 .changes(serde_json::json!({"permissions": permissions})),
@@ -351,7 +351,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("role.update")
+            AuditEntry::new(plinth_audit::action::ROLE_UPDATE)
                 .tenant(scope.tenant())
                 .target("role", key)
                 .changes(serde_json::json!({"permissions": {"before": current.permissions, "after": permissions}})),
@@ -390,7 +390,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("role.delete")
+            AuditEntry::new(plinth_audit::action::ROLE_DELETE)
                 .tenant(scope.tenant())
                 .target("role", key),
         )
@@ -444,7 +444,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("role.matrix.update")
+            AuditEntry::new(plinth_audit::action::ROLE_MATRIX_UPDATE)
                 .tenant(scope.tenant())
                 .target("tenant", scope.tenant())
                 .changes(serde_json::Value::Object(changes)),

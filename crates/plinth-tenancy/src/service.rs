@@ -158,7 +158,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             actor,
-            AuditEntry::new("tenant.create")
+            AuditEntry::new(plinth_audit::action::TENANT_CREATE)
                 .tenant(id)
                 .target("tenant", id)
                 .changes(changes.clone()),
@@ -240,7 +240,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("tenant.update")
+            AuditEntry::new(plinth_audit::action::TENANT_UPDATE)
                 .tenant(scope.tenant())
                 .target("tenant", scope.tenant())
                 .changes(changes),

@@ -104,7 +104,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("workspace.create")
+            AuditEntry::new(plinth_audit::action::WORKSPACE_CREATE)
                 .tenant(scope.tenant())
                 .target("workspace", workspace.id)
                 .changes(serde_json::json!({"slug": workspace.slug, "name": workspace.name})),
@@ -136,7 +136,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("workspace.update")
+            AuditEntry::new(plinth_audit::action::WORKSPACE_UPDATE)
                 .tenant(scope.tenant())
                 .target("workspace", before.id)
                 .changes(serde_json::json!({"name": {"before": before.name, "after": name.trim()}})),
@@ -157,7 +157,7 @@ impl Tenancy {
         plinth_audit::append(
             &mut tx,
             scope.actor(),
-            AuditEntry::new("workspace.delete")
+            AuditEntry::new(plinth_audit::action::WORKSPACE_DELETE)
                 .tenant(scope.tenant())
                 .target("workspace", workspace.id)
                 .changes(serde_json::json!({"slug": workspace.slug})),

@@ -9,16 +9,15 @@ use crate::support::{TestApp, assert_problem};
 backend_tests!(
     an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql,
     the_background_verifier_finds_the_tail_at_once_and_history_on_a_full_pass,
+    the_audit_log_is_read_newest_first_filtered_and_paged,
+    operators_read_the_platform_chain_and_any_tenants,
 );
 
 async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestDatabase) {
     let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
     app.create_user("owner@ledger.test", PASSWORD, true, &[])
         .await;
-    let owner = app.login("owner@ledger.test", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner = app.access_token("owner@ledger.test", PASSWORD).await;
     let tenant = app.create_tenant(&owner, "ledger").await;
     let tenant_id: uuid::Uuid = tenant["id"].as_str().unwrap().parse().unwrap();
     for slug in ["north", "south"] {
@@ -36,10 +35,7 @@ async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestData
         .await;
     app.add_member(&tenant_id.to_string(), viewer, "viewer")
         .await;
-    let viewer_token = app.login("viewer@ledger.test", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let viewer_token = app.access_token("viewer@ledger.test", PASSWORD).await;
 
     let report: serde_json::Value = app
         .get_as("/api/v1/tenants/ledger/audit/verify", &owner)
@@ -95,10 +91,7 @@ async fn the_background_verifier_finds_the_tail_at_once_and_history_on_a_full_pa
     let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
     app.create_user("owner@chains.test", PASSWORD, true, &[])
         .await;
-    let owner = app.login("owner@chains.test", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner = app.access_token("owner@chains.test", PASSWORD).await;
     let mut chains = Vec::new();
     for slug in ["edited", "deleted", "reordered", "truncated"] {
         let tenant = app.create_tenant(&owner, slug).await;
@@ -189,5 +182,213 @@ async fn the_background_verifier_finds_the_tail_at_once_and_history_on_a_full_pa
     }
     let again = verify_audit_chains(&app.state, true).await.unwrap();
     assert!(again.newly_broken.is_empty(), "a break is reported once");
+    app.stop().await;
+}
+
+async fn records(app: &TestApp, token: &str, query: &str) -> serde_json::Value {
+    let response = app
+        .get_as(&format!("/api/v1/tenants/trail/audit{query}"), token)
+        .await;
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+fn actions_of(page: &serde_json::Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect()
+}
+
+async fn the_audit_log_is_read_newest_first_filtered_and_paged(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let owner_id = app
+        .create_user("owner@trail.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@trail.test", PASSWORD).await;
+    app.create_tenant(&owner, "trail").await;
+    workspace(&app, &owner, "trail", "first").await;
+    let second = app
+        .client
+        .post(app.url("/api/v1/tenants/trail/workspaces"))
+        .bearer_auth(&owner)
+        .header("x-request-id", "req-second-workspace")
+        .json(&json!({"slug": "second", "name": "Second"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 201);
+    let invite = app
+        .post_as(
+            "/api/v1/tenants/trail/invitations",
+            &owner,
+            &json!({"email": "new@trail.test", "role": "member"}),
+        )
+        .await;
+    assert_eq!(invite.status(), 201);
+
+    let all = records(&app, &owner, "").await;
+    assert_eq!(
+        actions_of(&all),
+        vec![
+            "member.invite",
+            "workspace.create",
+            "workspace.create",
+            "tenant.create"
+        ]
+    );
+    let seqs: Vec<i64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![4, 3, 2, 1]);
+    assert_eq!(all["items"][0]["actor_id"], owner_id.to_string());
+    assert!(all["items"][0]["hash"].as_str().unwrap().len() == 64);
+
+    let created = records(&app, &owner, "?action=workspace.create").await;
+    assert_eq!(
+        actions_of(&created),
+        vec!["workspace.create", "workspace.create"]
+    );
+    let by_prefix = records(&app, &owner, "?action=workspace.*").await;
+    assert_eq!(by_prefix["items"], created["items"]);
+    let by_request = records(&app, &owner, "?request_id=req-second-workspace").await;
+    assert_eq!(by_request["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        by_request["items"][0]["changes"]["slug"], "second",
+        "{by_request}"
+    );
+    let targets = records(&app, &owner, "?target_type=invitation&outcome=success").await;
+    assert_eq!(actions_of(&targets), vec!["member.invite"]);
+    let mine = records(&app, &owner, &format!("?actor={owner_id}&action=tenant.*")).await;
+    assert_eq!(actions_of(&mine), vec!["tenant.create"]);
+    let later = records(&app, &owner, "?since=2999-01-01T00:00:00Z").await;
+    assert_eq!(later["items"], json!([]));
+    let earlier = records(&app, &owner, "?until=2999-01-01T00:00:00Z&limit=2").await;
+    assert_eq!(
+        actions_of(&earlier),
+        vec!["member.invite", "workspace.create"]
+    );
+
+    let cursor = earlier["next_cursor"].as_str().unwrap();
+    let next = records(
+        &app,
+        &owner,
+        &format!("?until=2999-01-01T00:00:00Z&limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(actions_of(&next), vec!["workspace.create", "tenant.create"]);
+    assert_eq!(next["next_cursor"], serde_json::Value::Null);
+
+    for (query, field) in [
+        ("?action=rocket.launch", "action"),
+        ("?action=member.inv*", "action"),
+        ("?outcome=maybe", "outcome"),
+        ("?since=yesterday", "since"),
+        ("?actor=someone", "actor"),
+        (
+            "?tenant_id=0191d3a4-0000-7000-8000-000000000000",
+            "tenant_id",
+        ),
+    ] {
+        let response = app
+            .get_as(&format!("/api/v1/tenants/trail/audit{query}"), &owner)
+            .await;
+        assert_eq!(response.status(), 422, "{query}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["errors"][0]["pointer"],
+            format!("/{field}"),
+            "{problem}"
+        );
+    }
+
+    let viewer = app
+        .create_user("viewer@trail.test", PASSWORD, true, &[])
+        .await;
+    let tenant = app
+        .get_as("/api/v1/tenants/trail", &owner)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    app.add_member(tenant["id"].as_str().unwrap(), viewer, "viewer")
+        .await;
+    let viewer_token = app.access_token("viewer@trail.test", PASSWORD).await;
+    assert_problem(
+        app.get_as("/api/v1/tenants/trail/audit", &viewer_token)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    let catalogue: serde_json::Value = app
+        .get_as("/api/v1/audit/actions", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        catalogue
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "member.invite"
+                && a["description"].as_str().is_some_and(|d| !d.is_empty()))
+    );
+    app.stop().await;
+}
+
+async fn operators_read_the_platform_chain_and_any_tenants(db: TestDatabase) {
+    use plinth_identity::PlatformRole;
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
+    app.create_user(
+        "support@plinth.test",
+        PASSWORD,
+        true,
+        &[PlatformRole::Support],
+    )
+    .await;
+    let support = app.access_token("support@plinth.test", PASSWORD).await;
+    app.create_user("owner@other.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@other.test", PASSWORD).await;
+    let tenant = app.create_tenant(&owner, "other").await;
+    let tenant_id = tenant["id"].as_str().unwrap();
+
+    let platform: serde_json::Value = app
+        .get_as("/api/v1/platform/audit?action=auth.*", &support)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = platform["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{platform}");
+    assert!(items.iter().all(|r| r["chain"] == "platform" && r["action"].as_str().unwrap().starts_with("auth.")));
+    let theirs: serde_json::Value = app
+        .get_as(
+            &format!("/api/v1/platform/audit?tenant_id={tenant_id}"),
+            &support,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(actions_of(&theirs), vec!["tenant.create"]);
+    assert_problem(
+        app.get_as("/api/v1/platform/audit", &owner).await,
+        403,
+        "forbidden",
+    )
+    .await;
     app.stop().await;
 }

@@ -171,6 +171,14 @@ impl TestApp {
     }
 
     /// Signs in and returns the token response (panics on MFA or failure).
+    /// The access token of a password sign-in.
+    pub async fn access_token(&self, email: &str, password: &str) -> String {
+        self.login(email, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
         let response = self
             .post_json(
