@@ -8,11 +8,13 @@
 //! concurrent appends to one chain on PostgreSQL and costs nothing on SQLite.
 
 pub mod action;
+mod export;
 mod query;
 mod record;
 mod verify;
 mod watch;
 
+pub use export::{ExportCheck, ExportFormat, ExportRecord, encode, export_batch, export_stream, verify_export};
 pub use query::{AuditFilter, AuditRecord, list, list_as_platform};
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};

@@ -129,6 +129,7 @@ macro_rules! bind_all {
         query
     }};
 }
+pub(crate) use bind_all;
 
 /// A page of `chain`'s records matching `filter`, newest first.
 pub async fn list(

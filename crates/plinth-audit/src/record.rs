@@ -83,6 +83,75 @@ impl AuditEntry {
     }
 }
 
+/// A record as stored: every column, as verification reads it and an export carries it
+/// (`changes` as the exact JSON text that was hashed, the time in microseconds, as hashed).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct StoredRecord {
+    pub id: AuditId,
+    pub chain: String,
+    pub seq: i64,
+    pub tenant_id: Option<TenantId>,
+    #[serde(rename = "occurred_at_us", with = "micros")]
+    pub occurred_at: Timestamp,
+    pub actor_kind: String,
+    pub actor_id: Option<uuid::Uuid>,
+    pub impersonator_id: Option<uuid::Uuid>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub changes: Option<String>,
+    pub reason: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The columns of [`StoredRecord`], for `SELECT`.
+pub(crate) const STORED_COLUMNS: &str = "id, chain, seq, tenant_id, occurred_at, actor_kind, actor_id, impersonator_id, \
+     action, target_type, target_id, outcome, ip, user_agent, request_id, changes, reason, prev_hash, hash";
+
+/// A time as the microseconds since the Unix epoch that the hash covers.
+mod micros {
+    use plinth_core::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(time: &Timestamp, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_i64(time.unix_micros())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Timestamp, D::Error> {
+        let micros = i64::deserialize(input)?;
+        Timestamp::from_unix_micros(micros).ok_or_else(|| D::Error::custom("a time out of range"))
+    }
+}
+
+impl StoredRecord {
+    pub(crate) fn fields(&self) -> HashedFields<'_> {
+        HashedFields {
+            id: self.id,
+            chain: &self.chain,
+            seq: self.seq,
+            tenant_id: self.tenant_id,
+            occurred_at: self.occurred_at,
+            actor_kind: &self.actor_kind,
+            actor_id: self.actor_id,
+            impersonator_id: self.impersonator_id,
+            action: &self.action,
+            target_type: self.target_type.as_deref(),
+            target_id: self.target_id.as_deref(),
+            outcome: &self.outcome,
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            changes: self.changes.as_deref(),
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
 /// The fields covered by a record's hash, in their stored form.
 pub(crate) struct HashedFields<'a> {
     pub id: AuditId,

@@ -6,12 +6,12 @@
 //! verified ([`Verified`]), so a background verifier re-reads only what was added since
 //! its last pass.
 
-use plinth_core::{AuditId, TenantId, Timestamp};
+use plinth_core::{AuditId, TenantId};
 use plinth_store::{Db, StoreResult, on};
 use serde::Serialize;
 
 use crate::GENESIS_HASH;
-use crate::record::{HashedFields, chain_of};
+use crate::record::{STORED_COLUMNS, StoredRecord, chain_of};
 
 /// The first place a chain stops being the one Plinth wrote, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -107,28 +107,6 @@ pub struct Verified {
     pub hash: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: AuditId,
-    seq: i64,
-    tenant_id: Option<TenantId>,
-    occurred_at: Timestamp,
-    actor_kind: String,
-    actor_id: Option<uuid::Uuid>,
-    impersonator_id: Option<uuid::Uuid>,
-    action: String,
-    target_type: Option<String>,
-    target_id: Option<String>,
-    outcome: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    request_id: Option<String>,
-    changes: Option<String>,
-    reason: Option<String>,
-    prev_hash: String,
-    hash: String,
-}
-
 const BATCH: i64 = 2_000;
 
 /// Every chain that has a head or a record, platform first, then tenants by id.
@@ -191,15 +169,12 @@ pub async fn verify_named(
         }
     }
     loop {
-        let rows: Vec<Row> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT id, seq, tenant_id, occurred_at, actor_kind, actor_id, impersonator_id, action,
-                    target_type, target_id, outcome, ip, user_agent, request_id, changes, reason,
-                    prev_hash, hash
-             FROM audit_log WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
-        ).bind(chain).bind(expected_seq).bind(BATCH).fetch_all(c).await)?;
+        let sql =
+            format!("SELECT {STORED_COLUMNS} FROM audit_log WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3");
+        let rows: Vec<StoredRecord> = on!(conn.conn(), c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(chain).bind(expected_seq).bind(BATCH).fetch_all(c).await)?;
         let done = (rows.len() as i64) < BATCH;
         for row in rows {
-            if let Some(first_break) = check(chain, &row, expected_seq, &prev_hash) {
+            if let Some(first_break) = check(&row, expected_seq, &prev_hash) {
                 return Ok((report(records, Some(first_break)), last));
             }
             expected_seq += 1;
@@ -231,7 +206,7 @@ pub async fn verify_named(
 }
 
 /// The break at `row`, if it is not the intact successor of the record before it.
-fn check(chain: &str, row: &Row, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
+fn check(row: &StoredRecord, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
     if row.seq != expected_seq {
         return Some(ChainBreak::Deleted {
             expected_seq,
@@ -244,25 +219,7 @@ fn check(chain: &str, row: &Row, expected_seq: i64, prev_hash: &str) -> Option<C
             id: row.id.to_string(),
         });
     }
-    let fields = HashedFields {
-        id: row.id,
-        chain,
-        seq: row.seq,
-        tenant_id: row.tenant_id,
-        occurred_at: row.occurred_at,
-        actor_kind: &row.actor_kind,
-        actor_id: row.actor_id,
-        impersonator_id: row.impersonator_id,
-        action: &row.action,
-        target_type: row.target_type.as_deref(),
-        target_id: row.target_id.as_deref(),
-        outcome: &row.outcome,
-        ip: row.ip.as_deref(),
-        user_agent: row.user_agent.as_deref(),
-        request_id: row.request_id.as_deref(),
-        changes: row.changes.as_deref(),
-        reason: row.reason.as_deref(),
-    };
+    let fields = row.fields();
     if fields.hash(prev_hash) != row.hash {
         return Some(ChainBreak::Edited {
             seq: row.seq,

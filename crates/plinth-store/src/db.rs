@@ -164,6 +164,23 @@ impl ScopedRead {
     }
 }
 
+/// A connection to read through, scoped or not: what streaming readers open per batch.
+pub trait ReadConn {
+    fn conn(&mut self) -> Conn<'_>;
+}
+
+impl ReadConn for Pooled {
+    fn conn(&mut self) -> Conn<'_> {
+        Pooled::conn(self)
+    }
+}
+
+impl ReadConn for ScopedRead {
+    fn conn(&mut self) -> Conn<'_> {
+        ScopedRead::conn(self)
+    }
+}
+
 impl Pooled {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {

@@ -14,7 +14,7 @@ mod row_security;
 mod schema;
 
 pub use backup::{BackupProgress, backup_to_file, restore_from_file};
-pub use db::{Backend, Conn, Db, DbOptions, PoolStats, Pooled, ScopedRead, Tx};
+pub use db::{Backend, Conn, Db, DbOptions, PoolStats, Pooled, ReadConn, ScopedRead, Tx};
 pub use error::{StoreError, StoreResult};
 pub use migrate::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlx;

@@ -145,6 +145,28 @@ pub enum AuditCommand {
         /// Verify one tenant's chain only (id or slug).
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
+        /// Verify an NDJSON export instead of the database (no database needed).
+        #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Write a chain's records, oldest first, to standard output as NDJSON or CSV, each
+    /// with `seq`, `prev_hash` and `hash` (verify it with `audit verify --file`).
+    Export {
+        /// A tenant's chain (id or slug); the platform chain without it.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// `ndjson` or `csv`.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// Records at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Records before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// An action, or a prefix ending in `.*`.
+        #[arg(long)]
+        action: Option<String>,
     },
 }
 

@@ -134,6 +134,7 @@ backend_tests!(
     create_superadmin_reads_the_password_from_stdin,
     audit_verify_reports_an_intact_chain,
     audit_verify_reports_every_broken_chain_with_the_kind_of_break,
+    an_audit_export_verifies_offline_and_an_edit_to_it_does_not,
     demo_seeds_a_living_system_once,
 );
 
@@ -436,6 +437,42 @@ async fn audit_verify_reports_every_broken_chain_with_the_kind_of_break(db: Test
     assert!(err.contains(&format!("chain {globex}: deleted")), "{err}");
     assert!(!err.contains(&acme), "only the named tenant's chain: {err}");
     assert!(err.contains("1 of 1 audit chain(s) broken"), "{err}");
+}
+
+async fn an_audit_export_verifies_offline_and_an_edit_to_it_does_not(db: TestDatabase) {
+    let mut demo = plinth(&db);
+    demo.arg("demo");
+    assert!(run(demo, None).0);
+    let mut export = plinth(&db);
+    export.args(["audit", "export", "--tenant", "acme"]);
+    let (ok, ndjson, err) = run(export, None);
+    assert!(ok, "{err}");
+    assert!(ndjson.lines().count() > 5, "{ndjson}");
+    let file = db.scratch().join("acme.ndjson");
+    std::fs::write(&file, &ndjson).unwrap();
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify", "--file"]).arg(&file);
+    let (ok, out, err) = run(verify, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("intact in 1 run(s)"), "{out}");
+    assert!(out.contains("from the chain's first record"), "{out}");
+
+    let forged = ndjson.replacen("\"outcome\":\"success\"", "\"outcome\":\"denied\"", 1);
+    std::fs::write(&file, forged).unwrap();
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify", "--file"]).arg(&file);
+    let (ok, _, err) = run(verify, None);
+    assert!(!ok);
+    assert!(err.contains("record 1 ") && err.contains("edited"), "{err}");
+
+    let mut csv = plinth(&db);
+    csv.args([
+        "audit", "export", "--tenant", "acme", "--format", "csv", "--action", "member.*",
+    ]);
+    let (ok, out, err) = run(csv, None);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("id,chain,seq,"), "{out}");
+    assert!(out.lines().skip(1).all(|l| l.contains(",member.")), "{out}");
 }
 
 #[test]

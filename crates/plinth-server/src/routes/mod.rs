@@ -137,6 +137,8 @@ pub fn register(routes: Routes) -> Routes {
         .api(Tenant("audit:read"), routes!(audit::verify))
         .api(Tenant("audit:read"), routes!(audit::list))
         .api(PlatformAdmin, routes!(audit::platform_list))
+        .api(Tenant("audit:read"), routes!(audit::export))
+        .api(PlatformAdmin, routes!(audit::platform_export))
         .api(User, routes!(audit::actions))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))

@@ -1,5 +1,10 @@
+use std::io::Write;
+
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use plinth_audit::VerifyReport;
+use plinth_audit::action::Action;
+use plinth_audit::{AuditFilter, ExportFormat, VerifyReport};
+use plinth_core::Timestamp;
 use plinth_core::config::Config;
 use plinth_tenancy::Tenancy;
 
@@ -53,4 +58,92 @@ pub async fn verify(config: &Config, tenant: Option<&str>) -> Result<(), String>
     } else {
         Err(format!("{} of {} audit chain(s) broken", broken.len(), chains.len()))
     }
+}
+
+/// Verifies an NDJSON export without the database.
+pub fn verify_file(path: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let check =
+        plinth_audit::verify_export(std::io::BufReader::new(file)).map_err(|e| format!("{}: {e}", path.display()))?;
+    match check.problem {
+        Some(problem) => Err(format!(
+            "{}: broken after {} intact records: {problem}",
+            path.display(),
+            check.records
+        )),
+        None => {
+            let start = if check.from_genesis {
+                "from the chain's first record"
+            } else {
+                "from a later record (its predecessor is not in the file)"
+            };
+            println!(
+                "{}: {} records intact in {} run(s) of consecutive records, {start}.",
+                path.display(),
+                check.records,
+                check.runs
+            );
+            Ok(())
+        }
+    }
+}
+
+pub struct ExportRequest {
+    pub tenant: Option<String>,
+    pub format: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub action: Option<String>,
+}
+
+/// Streams a chain's records to standard output.
+pub async fn export(config: &Config, request: ExportRequest) -> Result<(), String> {
+    let format = ExportFormat::parse(&request.format)
+        .ok_or_else(|| format!("--format {}: use ndjson or csv", request.format))?;
+    let time = |flag: &str, value: Option<&str>| {
+        value
+            .map(Timestamp::parse_rfc3339)
+            .transpose()
+            .map_err(|e| format!("--{flag}: not an RFC 3339 time ({e})"))
+    };
+    let filter = AuditFilter {
+        since: time("since", request.since.as_deref())?,
+        until: time("until", request.until.as_deref())?,
+        actions: request
+            .action
+            .as_deref()
+            .map(|a| Action::matching(a).ok_or_else(|| format!("--action {a}: not an action of the catalogue")))
+            .transpose()?,
+        ..AuditFilter::default()
+    };
+    let db = super::open(config).await?;
+    let tenant = match &request.tenant {
+        Some(reference) => Some(
+            Tenancy::new(db.clone())
+                .tenant_id_of(reference)
+                .await
+                .map_err(|e| format!("tenant {reference}: {e}"))?,
+        ),
+        None => None,
+    };
+    let reader = db.clone();
+    let open = move || {
+        let db = reader.clone();
+        async move { db.read().await }
+    };
+    let mut chunks = Box::pin(plinth_audit::export_stream(
+        open,
+        plinth_audit::chain_of(tenant),
+        filter,
+        format,
+    ));
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        out.write_all(&chunk).map_err(|e| format!("writing the export: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing the export: {e}"))?;
+    drop(out);
+    db.close().await;
+    Ok(())
 }

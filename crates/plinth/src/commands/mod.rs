@@ -48,8 +48,30 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify { tenant },
+            command: AuditCommand::Verify { file: Some(file), .. },
+        } => audit::verify_file(&file),
+        Command::Audit {
+            command: AuditCommand::Verify { tenant, file: None },
         } => audit::verify(&config, tenant.as_deref()).await,
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    tenant,
+                    format,
+                    since,
+                    until,
+                    action,
+                },
+        } => {
+            let request = audit::ExportRequest {
+                tenant,
+                format,
+                since,
+                until,
+                action,
+            };
+            audit::export(&config, request).await
+        }
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys::rotate(&config).await,
