@@ -8,7 +8,7 @@
 
 use std::io::BufRead;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use plinth_store::{Conn, ReadConn, StoreResult, on};
 use serde::Serialize;
 
@@ -136,8 +136,10 @@ where
     R: ReadConn + Send,
 {
     let state = (Some(0i64), true);
+    // An empty chunk would end a chunked HTTP body early: batches with nothing to say
+    // are dropped.
     let shared = std::sync::Arc::new((open, chain, filter));
-    futures_util::stream::unfold(state, move |(after, first)| {
+    let chunks = futures_util::stream::unfold(state, move |(after, first)| {
         let shared = shared.clone();
         async move {
             let after = after?;
@@ -159,7 +161,8 @@ where
                 Err(e) => Some((Err(e), (None, false))),
             }
         }
-    })
+    });
+    chunks.filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
 }
 
 /// What verifying an export found.

@@ -456,6 +456,11 @@ async fn exports_stream_every_record_and_verify_offline(db: TestDatabase) {
         (1_101, 1, true)
     );
 
+    let nothing = export_of(&app, &owner, "?target_type=").await;
+    assert_eq!(
+        nothing, "",
+        "an export that matches nothing is an empty, well-formed body"
+    );
     let filtered = export_of(&app, &owner, "?action=tenant.*").await;
     assert_eq!(filtered.lines().count(), 1);
     assert_eq!(
