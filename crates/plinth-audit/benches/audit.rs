@@ -142,7 +142,11 @@ async fn page_latency(db: &Db, chain: &str, name: &str, filter: &AuditFilter) ->
         found = result.items.len();
     }
     let (p50, p99) = (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99));
-    println!("  {name:<34} p50 {:>7.2} ms  p99 {:>7.2} ms  ({found} items)", ms(p50), ms(p99));
+    println!(
+        "  {name:<34} p50 {:>7.2} ms  p99 {:>7.2} ms  ({found} items)",
+        ms(p50),
+        ms(p99)
+    );
     (p50, p99, found)
 }
 
@@ -175,14 +179,30 @@ async fn run() {
 
     println!("first page of 50 at {records} records, 200 runs each:");
     let (_, baseline, _) = page_latency(&db, &chain, "no filter (baseline)", &AuditFilter::default()).await;
-    let middle = Timestamp::from_unix_micros(
-        (start_of_seed.unix_micros() + Timestamp::now().unix_micros()) / 2,
-    )
-    .unwrap();
+    let middle =
+        Timestamp::from_unix_micros((start_of_seed.unix_micros() + Timestamp::now().unix_micros()) / 2).unwrap();
     let filters = [
-        ("actor", AuditFilter { actor: Some(actors[7].0), ..Default::default() }),
-        ("action (1 in 61)", AuditFilter { actions: Action::matching("member.invite"), ..Default::default() }),
-        ("action prefix member.* (7 in 61)", AuditFilter { actions: Action::matching("member.*"), ..Default::default() }),
+        (
+            "actor",
+            AuditFilter {
+                actor: Some(actors[7].0),
+                ..Default::default()
+            },
+        ),
+        (
+            "action (1 in 61)",
+            AuditFilter {
+                actions: Action::matching("member.invite"),
+                ..Default::default()
+            },
+        ),
+        (
+            "action prefix member.* (7 in 61)",
+            AuditFilter {
+                actions: Action::matching("member.*"),
+                ..Default::default()
+            },
+        ),
         (
             "target",
             AuditFilter {
@@ -191,8 +211,20 @@ async fn run() {
                 ..Default::default()
             },
         ),
-        ("request id", AuditFilter { request_id: Some(format!("req-{:08}", records / 3)), ..Default::default() }),
-        ("until the middle of the chain", AuditFilter { until: Some(middle), ..Default::default() }),
+        (
+            "request id",
+            AuditFilter {
+                request_id: Some(format!("req-{:08}", records / 3)),
+                ..Default::default()
+            },
+        ),
+        (
+            "until the middle of the chain",
+            AuditFilter {
+                until: Some(middle),
+                ..Default::default()
+            },
+        ),
         (
             "actor and action",
             AuditFilter {
@@ -201,7 +233,13 @@ async fn run() {
                 ..Default::default()
             },
         ),
-        ("outcome denied (none)", AuditFilter { outcome: Some(plinth_audit::Outcome::Denied), ..Default::default() }),
+        (
+            "outcome denied (none)",
+            AuditFilter {
+                outcome: Some(plinth_audit::Outcome::Denied),
+                ..Default::default()
+            },
+        ),
     ];
     let mut worst = Duration::ZERO;
     for (name, filter) in &filters {
@@ -222,7 +260,12 @@ async fn run() {
         let db = reader.clone();
         async move { db.read().await }
     };
-    let mut stream = Box::pin(plinth_audit::export_stream(open, chain.clone(), AuditFilter::default(), ExportFormat::Ndjson));
+    let mut stream = Box::pin(plinth_audit::export_stream(
+        open,
+        chain.clone(),
+        AuditFilter::default(),
+        ExportFormat::Ndjson,
+    ));
     let (mut bytes, mut chunks) = (0usize, 0usize);
     while let Some(chunk) = stream.next().await {
         bytes += chunk.unwrap().len();

@@ -237,12 +237,15 @@ pub fn chain_of(tenant: Option<TenantId>) -> String {
 pub async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry) -> StoreResult<AuditId> {
     let id = AuditId::new();
     let chain = chain_of(entry.tenant);
-    let occurred_at = Timestamp::now();
-    let (seq, prev_hash): (i64, String) = on!(tx.conn(), c => sqlx::query_as(
+    let (seq, prev_hash, last_at): (i64, String, Option<Timestamp>) = on!(tx.conn(), c => sqlx::query_as(
         "INSERT INTO audit_chain_heads (chain, seq, hash) VALUES ($1, 1, $2)
          ON CONFLICT (chain) DO UPDATE SET seq = audit_chain_heads.seq + 1
-         RETURNING seq, hash"
+         RETURNING seq, hash, last_at"
     ).bind(&chain).bind(GENESIS_HASH).fetch_one(c).await)?;
+    // Taken with the chain's head held, and never before the previous record's, so a
+    // chain's times never decrease with its numbers (a clock stepped back included):
+    // time filters become ranges of numbers (see `query`).
+    let occurred_at = last_at.map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
     // On the first record the head was just inserted holding the genesis hash.
     let changes = entry.changes.as_ref().map(Value::to_string);
     let fields = HashedFields {
@@ -277,7 +280,7 @@ pub async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry) -> StoreResul
     .bind(fields.user_agent).bind(fields.request_id).bind(fields.changes).bind(fields.reason)
     .bind(&prev_hash).bind(&hash)
     .execute(c).await)?;
-    exec!(tx.conn(), c => sqlx::query("UPDATE audit_chain_heads SET hash = $2 WHERE chain = $1")
-        .bind(&chain).bind(&hash).execute(c).await)?;
+    exec!(tx.conn(), c => sqlx::query("UPDATE audit_chain_heads SET hash = $2, last_at = $3 WHERE chain = $1")
+        .bind(&chain).bind(&hash).bind(occurred_at).execute(c).await)?;
     Ok(id)
 }

@@ -43,6 +43,7 @@ backend_tests!(
     an_edited_row_is_found,
     a_deleted_row_is_found,
     deleting_the_newest_rows_is_found,
+    time_filters_split_a_chain_exactly,
 );
 
 async fn appended_records_form_an_intact_chain_per_tenant(db: TestDatabase) {
@@ -128,4 +129,58 @@ async fn deleting_the_newest_rows_is_found(db: TestDatabase) {
         }),
         "{report:?}"
     );
+}
+
+/// Time filters are also turned into bounds on `seq` (a chain's times never decrease with
+/// its numbers); the answer must stay exactly the records of the time range.
+async fn time_filters_split_a_chain_exactly(db: TestDatabase) {
+    let store = open(&db).await;
+    let tenant = TenantId::new();
+    write(&store, Some(tenant), 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let split = plinth_core::Timestamp::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    write(&store, Some(tenant), 3).await;
+    let chain = plinth_audit::chain_of(Some(tenant));
+    let page = plinth_core::PageRequest::new(Some(50), None);
+    let seqs = |filter: plinth_audit::AuditFilter| {
+        let store = store.clone();
+        let chain = chain.clone();
+        let page = page.clone();
+        async move {
+            let mut conn = store.read().await.unwrap();
+            plinth_audit::list(conn.conn(), &chain, &filter, &page)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    let after = seqs(plinth_audit::AuditFilter {
+        since: Some(split),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(after, vec![5, 4, 3]);
+    let before = seqs(plinth_audit::AuditFilter {
+        until: Some(split),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(before, vec![2, 1]);
+    let future = plinth_core::Timestamp::now() + time::Duration::days(1);
+    let none = seqs(plinth_audit::AuditFilter {
+        since: Some(future),
+        ..Default::default()
+    })
+    .await;
+    assert!(none.is_empty());
+    let all = seqs(plinth_audit::AuditFilter {
+        until: Some(future),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all, vec![5, 4, 3, 2, 1]);
 }
