@@ -198,7 +198,7 @@ pub fn verify_export(input: impl BufRead) -> std::io::Result<ExportCheck> {
         if previous.is_none() {
             check.from_genesis = record.seq == 1 && record.prev_hash == GENESIS_HASH;
         }
-        if record.fields().hash(&record.prev_hash) != record.hash {
+        if record.computed_hash() != record.hash {
             check.problem = Some(format!(
                 "record {} ({}) of chain {}: edited",
                 record.seq, record.id, record.chain

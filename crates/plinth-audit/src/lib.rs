@@ -9,12 +9,14 @@
 
 pub mod action;
 mod export;
+mod heads;
 mod query;
 mod record;
 mod verify;
 mod watch;
 
 pub use export::{ExportCheck, ExportFormat, ExportRecord, encode, export_batch, export_stream, verify_export};
+pub use heads::{Head, SignedHead, check_against, head_message, latest_signed, store_signed, unsigned_heads};
 pub use query::{AuditFilter, AuditRecord, list, list_as_platform};
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};

@@ -129,6 +129,11 @@ mod micros {
 }
 
 impl StoredRecord {
+    /// The hash this record's fields give after its `prev_hash`.
+    pub fn computed_hash(&self) -> String {
+        self.fields().hash(&self.prev_hash)
+    }
+
     pub(crate) fn fields(&self) -> HashedFields<'_> {
         HashedFields {
             id: self.id,

@@ -3,6 +3,7 @@
 
 mod account;
 mod api_keys;
+mod audit_heads;
 mod auth;
 mod browser;
 pub mod cleanup;

@@ -17,6 +17,7 @@ const TRIAL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 const AUDIT_VERIFY_INTERVAL: Duration = Duration::from_secs(60);
 /// Every this many incremental passes, one full pass re-reads every chain from its start.
 const AUDIT_PASSES_PER_FULL: u32 = 24 * 60;
+const AUDIT_HEADS_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// Starts the background tasks. They stop when the server starts shutting down.
 pub fn spawn(state: &AppState) -> Result<(), String> {
@@ -87,6 +88,18 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
             verify_audit_chains(&audit_state, pass.is_multiple_of(AUDIT_PASSES_PER_FULL)).await;
             pass = pass.wrapping_add(1);
             tokio::time::sleep(AUDIT_VERIFY_INTERVAL).await;
+        }
+    });
+
+    let heads_state = state.clone();
+    tokio::spawn(async move {
+        while !heads_state.is_shutting_down() {
+            match heads_state.identity.sign_audit_heads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(heads = n, "audit chain heads signed"),
+                Err(e) => tracing::error!(error = %e, "signing audit chain heads"),
+            }
+            tokio::time::sleep(AUDIT_HEADS_INTERVAL).await;
         }
     });
 

@@ -51,6 +51,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_api_key_mfa"),
     migration!(9, "0009_row_security", postgres = "0009_row_security"),
     migration!(10, "0010_audit_query"),
+    migration!(11, "0011_audit_heads", postgres = "0011_audit_heads"),
 ];
 
 impl Migration {

@@ -68,6 +68,11 @@ pub const TENANT_TABLES: &[TenantTable] = &[
         OnPurge::Detach("tenant_id = NULL, portal = NULL"),
         InExport::Left("sign-ins belong to the instance"),
     ),
+    table(
+        "audit_signed_heads",
+        OnPurge::Delete,
+        InExport::Left("signatures belong to the instance that made them"),
+    ),
     table("audit_log", OnPurge::Delete, InExport::Rows),
 ];
 

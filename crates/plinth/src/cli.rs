@@ -146,8 +146,19 @@ pub enum AuditCommand {
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
         /// Verify an NDJSON export instead of the database (no database needed).
-        #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["tenant", "against"])]
         file: Option<std::path::PathBuf>,
+        /// Check the chains against signed heads kept outside Plinth (the JSON of
+        /// `plinth audit heads` or `GET /api/v1/audit/heads`): catches a chain rewritten
+        /// and recomputed by someone with database access.
+        #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
+        against: Option<std::path::PathBuf>,
+    },
+    /// Print the newest signed head of every chain as JSON, to keep outside Plinth.
+    Heads {
+        /// Sign the heads that moved since their last signature first.
+        #[arg(long)]
+        sign: bool,
     },
     /// Write a chain's records, oldest first, to standard output as NDJSON or CSV, each
     /// with `seq`, `prev_hash` and `hash` (verify it with `audit verify --file`).

@@ -135,6 +135,7 @@ backend_tests!(
     audit_verify_reports_an_intact_chain,
     audit_verify_reports_every_broken_chain_with_the_kind_of_break,
     an_audit_export_verifies_offline_and_an_edit_to_it_does_not,
+    signed_heads_are_kept_outside_and_checked_later,
     demo_seeds_a_living_system_once,
 );
 
@@ -473,6 +474,38 @@ async fn an_audit_export_verifies_offline_and_an_edit_to_it_does_not(db: TestDat
     assert!(ok, "{err}");
     assert!(out.starts_with("id,chain,seq,"), "{out}");
     assert!(out.lines().skip(1).all(|l| l.contains(",member.")), "{out}");
+}
+
+async fn signed_heads_are_kept_outside_and_checked_later(db: TestDatabase) {
+    let mut demo = plinth(&db);
+    demo.arg("demo");
+    assert!(run(demo, None).0);
+    let mut heads = plinth(&db);
+    heads.args(["audit", "heads", "--sign"]);
+    let (ok, json, err) = run(heads, None);
+    assert!(ok, "{err}");
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        parsed.as_array().unwrap().len(),
+        4,
+        "the platform chain and three tenants: {json}"
+    );
+    let file = db.scratch().join("heads.json");
+    std::fs::write(&file, &json).unwrap();
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify", "--against"]).arg(&file);
+    let (ok, out, err) = run(verify, None);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("matches its signed head").count(), 4, "{out}");
+
+    let first_hash = parsed[1]["hash"].as_str().unwrap();
+    std::fs::write(&file, json.replace(first_hash, &"f".repeat(64))).unwrap();
+    let mut verify = plinth(&db);
+    verify.args(["audit", "verify", "--against"]).arg(&file);
+    let (ok, _, err) = run(verify, None);
+    assert!(!ok);
+    assert!(err.contains("the signature (key"), "{err}");
+    assert!(err.contains("1 of 4 signed head(s) do not hold"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use plinth_audit::action::{ALL, Action};
-use plinth_audit::{AuditFilter, AuditRecord, ExportFormat, Outcome, VerifyReport};
+use plinth_audit::{AuditFilter, AuditRecord, ExportFormat, Outcome, SignedHead, VerifyReport};
 use plinth_core::{FieldErrors, Page, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -294,6 +294,30 @@ pub async fn platform_export(
         format,
         plinth_audit::export_stream(open, chain, filter, format),
     ))
+}
+
+/// The newest signed head of every chain: anchor them outside Plinth (a ticket, a
+/// printout) and check them later with `plinth audit verify --against`.
+#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit",
+    responses((status = 200, body = Vec<SignedHead>)))]
+pub async fn heads(State(state): State<AppState>) -> Result<Json<Vec<SignedHead>>, Problem> {
+    Ok(Json(plinth_audit::latest_signed(&state.db).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SignedCount {
+    /// Heads signed now (those that moved since their last signature).
+    signed: usize,
+}
+
+/// Signs every chain head that moved since its last signature, now rather than at the
+/// next hourly round.
+#[utoipa::path(post, path = "/api/v1/platform/audit/heads/sign", tag = "audit",
+    responses((status = 200, body = SignedCount)))]
+pub async fn sign_heads(State(state): State<AppState>) -> Result<Json<SignedCount>, Problem> {
+    Ok(Json(SignedCount {
+        signed: state.identity.sign_audit_heads().await?,
+    }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -139,6 +139,8 @@ pub fn register(routes: Routes) -> Routes {
         .api(PlatformAdmin, routes!(audit::platform_list))
         .api(Tenant("audit:read"), routes!(audit::export))
         .api(PlatformAdmin, routes!(audit::platform_export))
+        .api(PlatformAdmin, routes!(audit::heads))
+        .api(PlatformOperator, routes!(audit::sign_heads))
         .api(User, routes!(audit::actions))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))

@@ -12,6 +12,7 @@ backend_tests!(
     the_audit_log_is_read_newest_first_filtered_and_paged,
     operators_read_the_platform_chain_and_any_tenants,
     exports_stream_every_record_and_verify_offline,
+    signed_heads_catch_a_chain_rewritten_and_recomputed,
 );
 
 async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestDatabase) {
@@ -502,5 +503,111 @@ async fn exports_stream_every_record_and_verify_offline(db: TestDatabase) {
         "validation-failed",
     )
     .await;
+    app.stop().await;
+}
+
+/// Someone with the database edits a record and recomputes every later hash and the head:
+/// the chain verifies on its own, but not against the head signed before the rewrite.
+async fn signed_heads_catch_a_chain_rewritten_and_recomputed(db: TestDatabase) {
+    use plinth_identity::PlatformRole;
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
+    app.create_user("ops@plinth.test", PASSWORD, true, &[PlatformRole::OpsAdmin])
+        .await;
+    let ops = app.access_token("ops@plinth.test", PASSWORD).await;
+    app.create_user("owner@signed.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@signed.test", PASSWORD).await;
+    let tenant = app.create_tenant(&owner, "signed").await;
+    for n in 0..3 {
+        workspace(&app, &owner, "signed", &format!("space-{n}")).await;
+    }
+    let chain = tenant["id"].as_str().unwrap().to_owned();
+
+    let signed: serde_json::Value = app
+        .post_as("/api/v1/platform/audit/heads/sign", &ops, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(signed["signed"].as_u64().unwrap() >= 2, "{signed}");
+    let again: serde_json::Value = app
+        .post_as("/api/v1/platform/audit/heads/sign", &ops, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["signed"], 0, "unmoved heads are not signed twice");
+    assert_problem(
+        app.post_as("/api/v1/platform/audit/heads/sign", &owner, &json!({}))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let heads: Vec<plinth_audit::SignedHead> = app
+        .get_as("/api/v1/audit/heads", &ops)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let head = heads.iter().find(|h| h.chain == chain).unwrap().clone();
+    assert_eq!(head.seq, 4);
+    assert!(app.state.identity.audit_head_signature_holds(&head).await);
+    let mut forged_file = head.clone();
+    forged_file.hash = "0".repeat(64);
+    assert!(
+        !app.state
+            .identity
+            .audit_head_signature_holds(&forged_file)
+            .await
+    );
+    assert_eq!(
+        plinth_audit::check_against(&app.db, &head).await.unwrap(),
+        None
+    );
+
+    // The rewrite: record 2 says something else, and every hash after it is recomputed.
+    let mut tx = app.db.begin().await.unwrap();
+    let mut records = plinth_audit::export_batch(
+        tx.conn(),
+        &chain,
+        &plinth_audit::AuditFilter::default(),
+        0,
+        100,
+    )
+    .await
+    .unwrap();
+    records[1].reason = Some("nothing to see".into());
+    for i in 1..records.len() {
+        records[i].prev_hash = records[i - 1].hash.clone();
+        records[i].hash = records[i].computed_hash();
+        let r = &records[i];
+        plinth_store::exec!(tx.conn(), c => sqlx::query("UPDATE audit_log SET reason = $1, prev_hash = $2, hash = $3 WHERE id = $4")
+            .bind(&r.reason).bind(&r.prev_hash).bind(&r.hash).bind(r.id).execute(c).await).unwrap();
+    }
+    let last = records.last().unwrap().hash.clone();
+    plinth_store::exec!(tx.conn(), c => sqlx::query("UPDATE audit_chain_heads SET hash = $1 WHERE chain = $2")
+        .bind(&last).bind(&chain).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+
+    let alone = plinth_audit::verify_chain(
+        &app.db,
+        Some(tenant["id"].as_str().unwrap().parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        alone.is_intact(),
+        "a consistent rewrite passes verification on its own"
+    );
+    let problem = plinth_audit::check_against(&app.db, &head)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(problem.contains("rewritten"), "{problem}");
     app.stop().await;
 }

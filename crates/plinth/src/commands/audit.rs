@@ -147,3 +147,52 @@ pub async fn export(config: &Config, request: ExportRequest) -> Result<(), Strin
     db.close().await;
     Ok(())
 }
+
+/// Prints the newest signed head of every chain, signing moved heads first with `sign`.
+pub async fn heads(config: &Config, sign: bool) -> Result<(), String> {
+    let db = super::open_migrated(config).await?;
+    if sign {
+        let identity = super::identity(config, &db, config.public_base_url()).await?;
+        identity.sign_audit_heads().await.map_err(|e| e.to_string())?;
+    }
+    let heads = plinth_audit::latest_signed(&db).await.map_err(|e| e.to_string())?;
+    db.close().await;
+    println!("{}", serde_json::to_string_pretty(&heads).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// Checks every chain named in a file of signed heads: the signature holds, and the chain
+/// still holds the signed record, unchanged and intact up to it.
+pub async fn verify_against(config: &Config, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let heads: Vec<plinth_audit::SignedHead> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a list of signed heads: {e}", path.display()))?;
+    let db = super::open_migrated(config).await?;
+    let identity = super::identity(config, &db, config.public_base_url()).await?;
+    let mut problems = 0;
+    for head in &heads {
+        let problem = if !identity.audit_head_signature_holds(head).await {
+            Some(format!(
+                "the signature (key {}) does not hold: the file was altered, or the key is no longer held here",
+                head.kid
+            ))
+        } else {
+            plinth_audit::check_against(&db, head)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        match problem {
+            Some(problem) => {
+                problems += 1;
+                eprintln!("chain {} at record {}: {problem}", head.chain, head.seq);
+            }
+            None => println!("chain {}: record {} matches its signed head", head.chain, head.seq),
+        }
+    }
+    db.close().await;
+    if problems == 0 {
+        Ok(())
+    } else {
+        Err(format!("{problems} of {} signed head(s) do not hold", heads.len()))
+    }
+}

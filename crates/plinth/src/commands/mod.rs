@@ -51,8 +51,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             command: AuditCommand::Verify { file: Some(file), .. },
         } => audit::verify_file(&file),
         Command::Audit {
-            command: AuditCommand::Verify { tenant, file: None },
+            command: AuditCommand::Verify {
+                against: Some(heads), ..
+            },
+        } => audit::verify_against(&config, &heads).await,
+        Command::Audit {
+            command: AuditCommand::Verify { tenant, .. },
         } => audit::verify(&config, tenant.as_deref()).await,
+        Command::Audit {
+            command: AuditCommand::Heads { sign },
+        } => audit::heads(&config, sign).await,
         Command::Audit {
             command:
                 AuditCommand::Export {
