@@ -13,7 +13,7 @@ use plinth_store::{Conn, ReadConn, StoreResult, on};
 use serde::Serialize;
 
 use crate::GENESIS_HASH;
-use crate::query::{AuditFilter, Bind, bind_all, conditions};
+use crate::query::{AuditFilter, bind_all, select};
 use crate::record::{STORED_COLUMNS, StoredRecord};
 
 /// Records per batch: one query, one chunk of the response.
@@ -60,14 +60,7 @@ pub async fn export_batch(
     after_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<ExportRecord>> {
-    let (mut sql, mut binds) = conditions(chain, filter);
-    binds.push(Bind::Int(after_seq));
-    sql.push_str(&format!(" AND seq > ${}", binds.len()));
-    binds.push(Bind::Int(limit));
-    let sql = format!(
-        "SELECT {STORED_COLUMNS} FROM audit_log WHERE {sql} ORDER BY seq LIMIT ${}",
-        binds.len()
-    );
+    let (sql, binds) = select(chain, filter, STORED_COLUMNS, (">", after_seq), "ASC", limit);
     Ok(on!(conn, c => bind_all!(
         sqlx::query_as::<_, StoredRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
     ).fetch_all(c).await)?)

@@ -97,6 +97,9 @@ pub(crate) fn conditions(chain: &str, filter: &AuditFilter) -> (String, Vec<Bind
     if let Some(outcome) = filter.outcome {
         add(&mut sql, "outcome", "=", Bind::Text(outcome.as_str().to_owned()));
     }
+    if let Some(request) = &filter.request_id {
+        add(&mut sql, "request_id", "=", Bind::Text(request.clone()));
+    }
     // A chain's times never decrease with its numbers (see `append`), so a time bound is
     // also a bound on seq, found with one probe of the time index: the scan stays on the
     // seq-ordered index instead of sorting every record in the range.
@@ -106,23 +109,64 @@ pub(crate) fn conditions(chain: &str, filter: &AuditFilter) -> (String, Vec<Bind
              ORDER BY t.occurred_at, t.seq LIMIT 1), 9223372036854775807)"
         )
     };
+    // The bound on seq is exact (times never decrease along a chain), so the time
+    // condition itself is left out: named, it leads PostgreSQL to read the whole time range
+    // through the time index and sort it.
+    let mut bound = |sql: &mut String, op: &str, at: Timestamp| {
+        binds.push(Bind::Time(at));
+        sql.push_str(&format!(" AND seq {op} {}", first_at(binds.len())));
+    };
     if let Some(since) = filter.since {
-        let n = add(&mut sql, "occurred_at", ">=", Bind::Time(since));
-        sql.push_str(&format!(" AND seq >= {}", first_at(n)));
+        bound(&mut sql, ">=", since);
     }
     if let Some(until) = filter.until {
-        let n = add(&mut sql, "occurred_at", "<", Bind::Time(until));
-        sql.push_str(&format!(" AND seq < {}", first_at(n)));
+        bound(&mut sql, "<", until);
     }
-    if let Some(request) = &filter.request_id {
-        add(&mut sql, "request_id", "=", Bind::Text(request.clone()));
+    (sql, binds)
+}
+
+/// The `SELECT` of `columns` of `chain`'s records matching `filter` whose seq is `seq_op`
+/// `seq`, in `order` of seq, at most `limit`. Several actions (a prefix filter) become one
+/// index range each, merged, rather than an `IN` list that PostgreSQL answers by sorting
+/// every match (149 ms for a page of `member.*` at 1,000,000 records).
+pub(crate) fn select(
+    chain: &str,
+    filter: &AuditFilter,
+    columns: &str,
+    (seq_op, seq): (&str, i64),
+    order: &str,
+    limit: i64,
+) -> (String, Vec<Bind>) {
+    let (base, mut binds) = conditions(chain, filter);
+    binds.push(Bind::Int(seq));
+    let seq_n = binds.len();
+    binds.push(Bind::Int(limit));
+    let limit_n = binds.len();
+    let one = |action: Option<usize>| {
+        let action = action.map(|n| format!(" AND action = ${n}")).unwrap_or_default();
+        format!(
+            "SELECT {columns} FROM audit_log WHERE {base}{action} AND seq {seq_op} ${seq_n} ORDER BY seq {order} LIMIT ${limit_n}"
+        )
+    };
+    let Some(actions) = &filter.actions else {
+        return (one(None), binds);
+    };
+    let mut parts = Vec::with_capacity(actions.len());
+    for action in actions {
+        binds.push(Bind::Text(action.name().to_owned()));
+        parts.push(format!(
+            "SELECT * FROM ({}) AS a{}",
+            one(Some(binds.len())),
+            binds.len()
+        ));
     }
-    if let Some(actions) = &filter.actions {
-        let first = binds.len() + 1;
-        let placeholders: Vec<String> = (first..first + actions.len()).map(|n| format!("${n}")).collect();
-        sql.push_str(&format!(" AND action IN ({})", placeholders.join(", ")));
-        binds.extend(actions.iter().map(|a| Bind::Text(a.name().to_owned())));
-    }
+    let sql = match parts.as_slice() {
+        [only] => only.clone(),
+        _ => format!(
+            "SELECT * FROM ({}) AS u ORDER BY seq {order} LIMIT ${limit_n}",
+            parts.join(" UNION ALL ")
+        ),
+    };
     (sql, binds)
 }
 
@@ -155,13 +199,13 @@ pub async fn list(
         // A cursor this list did not make reads as the first page would not: nothing.
         Some(text) => text.parse::<i64>().unwrap_or(0),
     };
-    let (mut sql, mut binds) = conditions(chain, filter);
-    binds.push(Bind::Int(before));
-    sql.push_str(&format!(" AND seq < ${}", binds.len()));
-    binds.push(Bind::Int(i64::from(page.limit) + 1));
-    let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM audit_log WHERE {sql} ORDER BY seq DESC LIMIT ${}",
-        binds.len()
+    let (sql, binds) = select(
+        chain,
+        filter,
+        RECORD_COLUMNS,
+        ("<", before),
+        "DESC",
+        i64::from(page.limit) + 1,
     );
     let mut rows: Vec<AuditRecord> = on!(conn, c => bind_all!(
         sqlx::query_as::<_, AuditRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
