@@ -13,7 +13,7 @@ use plinth_store::{Conn, ReadConn, StoreResult, on};
 use serde::Serialize;
 
 use crate::GENESIS_HASH;
-use crate::query::{AuditFilter, bind_all, select};
+use crate::query::{AuditFilter, SeqRange, bind_all, select, seq_range};
 use crate::record::{STORED_COLUMNS, StoredRecord};
 
 /// Records per batch: one query, one chunk of the response.
@@ -54,13 +54,18 @@ pub type ExportRecord = StoredRecord;
 
 /// The records of `chain` matching `filter` after `after_seq`, oldest first.
 pub async fn export_batch(
-    conn: Conn<'_>,
+    mut conn: Conn<'_>,
     chain: &str,
     filter: &AuditFilter,
     after_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<ExportRecord>> {
-    let (sql, binds) = select(chain, filter, STORED_COLUMNS, (">", after_seq), "ASC", limit);
+    let within = SeqRange {
+        from: after_seq.saturating_add(1),
+        before: i64::MAX,
+    };
+    let seqs = seq_range(conn.reborrow(), chain, filter, within).await?;
+    let (sql, binds) = select(chain, filter, STORED_COLUMNS, seqs, "ASC", limit);
     Ok(on!(conn, c => bind_all!(
         sqlx::query_as::<_, StoredRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
     ).fetch_all(c).await)?)

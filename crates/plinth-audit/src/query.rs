@@ -71,7 +71,6 @@ pub(crate) const RECORD_COLUMNS: &str = "id, chain, seq, tenant_id, occurred_at,
 pub(crate) enum Bind {
     Text(String),
     Uuid(uuid::Uuid),
-    Time(Timestamp),
     Int(i64),
 }
 
@@ -100,52 +99,67 @@ pub(crate) fn conditions(chain: &str, filter: &AuditFilter) -> (String, Vec<Bind
     if let Some(request) = &filter.request_id {
         add(&mut sql, "request_id", "=", Bind::Text(request.clone()));
     }
-    // A chain's times never decrease with its numbers (see `append`), so a time bound is
-    // also a bound on seq, found with one probe of the time index: the scan stays on the
-    // seq-ordered index instead of sorting every record in the range.
-    let first_at = |n: usize| {
-        format!(
-            "coalesce((SELECT t.seq FROM audit_log t WHERE t.chain = $1 AND t.occurred_at >= ${n} \
-             ORDER BY t.occurred_at, t.seq LIMIT 1), 9223372036854775807)"
-        )
-    };
-    // The bound on seq is exact (times never decrease along a chain), so the time
-    // condition itself is left out: named, it leads PostgreSQL to read the whole time range
-    // through the time index and sort it.
-    let mut bound = |sql: &mut String, op: &str, at: Timestamp| {
-        binds.push(Bind::Time(at));
-        sql.push_str(&format!(" AND seq {op} {}", first_at(binds.len())));
-    };
-    if let Some(since) = filter.since {
-        bound(&mut sql, ">=", since);
-    }
-    if let Some(until) = filter.until {
-        bound(&mut sql, "<", until);
-    }
     (sql, binds)
 }
 
-/// The `SELECT` of `columns` of `chain`'s records matching `filter` whose seq is `seq_op`
-/// `seq`, in `order` of seq, at most `limit`. Several actions (a prefix filter) become one
+/// Record numbers from `from` (inclusive) to `before` (exclusive).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeqRange {
+    pub from: i64,
+    pub before: i64,
+}
+
+/// The records of `chain` inside the filter's time range, as a range of numbers, within
+/// `within`. A chain's times never decrease with its numbers (see `append`), so each time
+/// bound is the number of the first record at or after it: one probe of the time index.
+/// Named as times instead, the bounds lead PostgreSQL to read the whole time range through
+/// the time index and sort it (35 ms for a page at 200,000 records).
+pub(crate) async fn seq_range(
+    mut conn: Conn<'_>,
+    chain: &str,
+    filter: &AuditFilter,
+    within: SeqRange,
+) -> StoreResult<SeqRange> {
+    let mut range = within;
+    for (at, is_lower) in [(filter.since, true), (filter.until, false)] {
+        let Some(at) = at else { continue };
+        let first: Option<i64> = on!(conn.reborrow(), c => sqlx::query_scalar(
+            "SELECT seq FROM audit_log WHERE chain = $1 AND occurred_at >= $2 ORDER BY occurred_at, seq LIMIT 1"
+        ).bind(chain).bind(at).fetch_optional(c).await)?;
+        let first = first.unwrap_or(i64::MAX);
+        if is_lower {
+            range.from = range.from.max(first);
+        } else {
+            range.before = range.before.min(first);
+        }
+    }
+    Ok(range)
+}
+
+/// The `SELECT` of `columns` of `chain`'s records matching `filter` with numbers in
+/// `seqs`, in `order` of seq, at most `limit` (the time filters are already in `seqs`). Several actions (a prefix filter) become one
 /// index range each, merged, rather than an `IN` list that PostgreSQL answers by sorting
 /// every match (149 ms for a page of `member.*` at 1,000,000 records).
 pub(crate) fn select(
     chain: &str,
     filter: &AuditFilter,
     columns: &str,
-    (seq_op, seq): (&str, i64),
+    seqs: SeqRange,
     order: &str,
     limit: i64,
 ) -> (String, Vec<Bind>) {
     let (base, mut binds) = conditions(chain, filter);
-    binds.push(Bind::Int(seq));
-    let seq_n = binds.len();
+    binds.push(Bind::Int(seqs.from));
+    let from_n = binds.len();
+    binds.push(Bind::Int(seqs.before));
+    let before_n = binds.len();
     binds.push(Bind::Int(limit));
     let limit_n = binds.len();
     let one = |action: Option<usize>| {
         let action = action.map(|n| format!(" AND action = ${n}")).unwrap_or_default();
         format!(
-            "SELECT {columns} FROM audit_log WHERE {base}{action} AND seq {seq_op} ${seq_n} ORDER BY seq {order} LIMIT ${limit_n}"
+            "SELECT {columns} FROM audit_log WHERE {base}{action} AND seq >= ${from_n} AND seq < ${before_n} \
+             ORDER BY seq {order} LIMIT ${limit_n}"
         )
     };
     let Some(actions) = &filter.actions else {
@@ -178,7 +192,6 @@ macro_rules! bind_all {
             query = match bind {
                 crate::query::Bind::Text(v) => query.bind(v.as_str()),
                 crate::query::Bind::Uuid(v) => query.bind(*v),
-                crate::query::Bind::Time(v) => query.bind(*v),
                 crate::query::Bind::Int(v) => query.bind(*v),
             };
         }
@@ -189,7 +202,7 @@ pub(crate) use bind_all;
 
 /// A page of `chain`'s records matching `filter`, newest first.
 pub async fn list(
-    conn: Conn<'_>,
+    mut conn: Conn<'_>,
     chain: &str,
     filter: &AuditFilter,
     page: &PageRequest,
@@ -199,14 +212,8 @@ pub async fn list(
         // A cursor this list did not make reads as the first page would not: nothing.
         Some(text) => text.parse::<i64>().unwrap_or(0),
     };
-    let (sql, binds) = select(
-        chain,
-        filter,
-        RECORD_COLUMNS,
-        ("<", before),
-        "DESC",
-        i64::from(page.limit) + 1,
-    );
+    let seqs = seq_range(conn.reborrow(), chain, filter, SeqRange { from: 0, before }).await?;
+    let (sql, binds) = select(chain, filter, RECORD_COLUMNS, seqs, "DESC", i64::from(page.limit) + 1);
     let mut rows: Vec<AuditRecord> = on!(conn, c => bind_all!(
         sqlx::query_as::<_, AuditRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
     ).fetch_all(c).await)?;

@@ -164,6 +164,16 @@ impl ScopedRead {
     }
 }
 
+impl Conn<'_> {
+    /// The same connection for one more statement, leaving this one usable afterwards.
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
 /// A connection to read through, scoped or not: what streaming readers open per batch.
 pub trait ReadConn {
     fn conn(&mut self) -> Conn<'_>;
