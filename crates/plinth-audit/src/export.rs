@@ -160,7 +160,10 @@ where
             }
         }
     });
-    chunks.filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
+    // Fused: a body may be polled once more after its end, which an unfold does not allow.
+    chunks
+        .filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
+        .fuse()
 }
 
 /// What verifying an export found.

@@ -44,6 +44,7 @@ backend_tests!(
     a_deleted_row_is_found,
     deleting_the_newest_rows_is_found,
     time_filters_split_a_chain_exactly,
+    an_export_stream_may_be_polled_after_its_end,
 );
 
 async fn appended_records_form_an_intact_chain_per_tenant(db: TestDatabase) {
@@ -183,4 +184,27 @@ async fn time_filters_split_a_chain_exactly(db: TestDatabase) {
     })
     .await;
     assert_eq!(all, vec![5, 4, 3, 2, 1]);
+}
+
+/// HTTP bodies may be polled once more after their end; the export stream must answer
+/// "ended" again rather than panic (found by the API fuzzer: the panic cut responses).
+async fn an_export_stream_may_be_polled_after_its_end(db: TestDatabase) {
+    use futures_util::StreamExt;
+    let store = open(&db).await;
+    write(&store, None, 3).await;
+    let reader = store.clone();
+    let open_read = move || {
+        let db = reader.clone();
+        async move { db.read().await }
+    };
+    let mut stream = Box::pin(plinth_audit::export_stream(
+        open_read,
+        plinth_audit::PLATFORM_CHAIN.to_owned(),
+        plinth_audit::AuditFilter::default(),
+        plinth_audit::ExportFormat::Ndjson,
+    ));
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.iter().filter(|b| **b == b'\n').count(), 3);
+    assert!(stream.next().await.is_none());
+    assert!(stream.next().await.is_none(), "polled again after its end");
 }
