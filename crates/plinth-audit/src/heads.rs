@@ -98,9 +98,7 @@ pub async fn latest_signed(db: &Db) -> StoreResult<Vec<SignedHead>> {
             signature,
         })
         .collect();
-    heads.sort_by(|a, b| {
-        (a.chain != crate::PLATFORM_CHAIN, &a.chain).cmp(&(b.chain != crate::PLATFORM_CHAIN, &b.chain))
-    });
+    heads.sort_by(|a, b| crate::chain_order(&a.chain).cmp(&crate::chain_order(&b.chain)));
     Ok(heads)
 }
 

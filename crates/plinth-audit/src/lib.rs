@@ -17,7 +17,7 @@ mod watch;
 
 pub use export::{ExportCheck, ExportFormat, ExportRecord, encode, export_batch, export_stream, verify_export};
 pub use heads::{Head, SignedHead, check_against, head_message, latest_signed, store_signed, unsigned_heads};
-pub use query::{AuditFilter, AuditRecord, list, list_as_platform};
+pub use query::{AuditFilter, AuditRecord, export_as_platform, list, list_as_platform};
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};
 pub use verify::{ChainBreak, Verified, VerifyReport, chains, verify_chain, verify_named};
@@ -25,6 +25,11 @@ pub use watch::{ChainWatch, PassReport};
 
 /// The chain of records that belong to no tenant.
 pub const PLATFORM_CHAIN: &str = "platform";
+
+/// The order chains are listed in: the platform's first, then tenants' by id.
+pub(crate) fn chain_order(chain: &str) -> (bool, &str) {
+    (chain != PLATFORM_CHAIN, chain)
+}
 
 /// The `prev_hash` of a chain's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

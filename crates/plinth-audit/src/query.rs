@@ -9,7 +9,7 @@ use plinth_store::{Conn, StoreResult, on};
 use serde::Serialize;
 
 use crate::action::Action;
-use crate::record::Outcome;
+use crate::record::{Outcome, STORED_COLUMNS, StoredRecord};
 
 /// Which records to read; every field narrows the answer.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +28,7 @@ pub struct AuditFilter {
 }
 
 /// One audit record as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     #[schema(value_type = String, format = Uuid)]
     pub id: AuditId,
@@ -54,18 +54,37 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     /// What changed (secrets redacted before they were recorded).
-    #[sqlx(skip)]
     pub changes: Option<serde_json::Value>,
-    #[serde(skip)]
-    #[schema(ignore)]
-    changes_text: Option<String>,
     pub reason: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
 
-pub(crate) const RECORD_COLUMNS: &str = "id, chain, seq, tenant_id, occurred_at, actor_kind, actor_id, impersonator_id, \
-     action, target_type, target_id, outcome, ip, user_agent, request_id, changes AS changes_text, reason, prev_hash, hash";
+impl From<StoredRecord> for AuditRecord {
+    fn from(r: StoredRecord) -> Self {
+        AuditRecord {
+            changes: r.changes.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+            id: r.id,
+            chain: r.chain,
+            seq: r.seq,
+            tenant_id: r.tenant_id,
+            occurred_at: r.occurred_at,
+            actor_kind: r.actor_kind,
+            actor_id: r.actor_id,
+            impersonator_id: r.impersonator_id,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            outcome: r.outcome,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            reason: r.reason,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
 
 /// A value bound to one of the filter's placeholders.
 pub(crate) enum Bind {
@@ -213,14 +232,12 @@ pub async fn list(
         Some(text) => text.parse::<i64>().unwrap_or(0),
     };
     let seqs = seq_range(conn.reborrow(), chain, filter, SeqRange { from: 0, before }).await?;
-    let (sql, binds) = select(chain, filter, RECORD_COLUMNS, seqs, "DESC", i64::from(page.limit) + 1);
-    let mut rows: Vec<AuditRecord> = on!(conn, c => bind_all!(
-        sqlx::query_as::<_, AuditRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
+    let (sql, binds) = select(chain, filter, STORED_COLUMNS, seqs, "DESC", i64::from(page.limit) + 1);
+    let rows: Vec<StoredRecord> = on!(conn, c => bind_all!(
+        sqlx::query_as::<_, StoredRecord>(sqlx::AssertSqlSafe(sql.clone())), &binds
     ).fetch_all(c).await)?;
-    for row in &mut rows {
-        row.changes = row.changes_text.as_deref().and_then(|t| serde_json::from_str(t).ok());
-    }
-    Ok(Page::from_overfetch(rows, page.limit, |r| r.seq.to_string()))
+    let records = rows.into_iter().map(AuditRecord::from).collect();
+    Ok(Page::from_overfetch(records, page.limit, |r| r.seq.to_string()))
 }
 
 /// [`list`] on a platform read connection: for platform administrators, who may read
@@ -233,4 +250,20 @@ pub async fn list_as_platform(
 ) -> StoreResult<Page<AuditRecord>> {
     let mut conn = db.read().await?;
     list(conn.conn(), chain, filter, page).await
+}
+
+/// [`export_stream`](crate::export_stream) on platform read connections, one per batch:
+/// for platform administrators and the CLI.
+pub fn export_as_platform(
+    db: &plinth_store::Db,
+    chain: String,
+    filter: AuditFilter,
+    format: crate::ExportFormat,
+) -> impl futures_util::Stream<Item = StoreResult<Vec<u8>>> + Send + 'static {
+    let db = db.clone();
+    let open = move || {
+        let db = db.clone();
+        async move { db.read().await }
+    };
+    crate::export_stream(open, chain, filter, format)
 }

@@ -115,8 +115,7 @@ pub async fn chains(db: &Db) -> StoreResult<Vec<String>> {
     let mut names: Vec<String> = on!(conn.conn(), c => sqlx::query_scalar(
         "SELECT chain FROM audit_chain_heads UNION SELECT DISTINCT chain FROM audit_log"
     ).fetch_all(c).await)?;
-    names.sort_by(|a, b| (a != crate::PLATFORM_CHAIN, a).cmp(&(b != crate::PLATFORM_CHAIN, b)));
-    names.dedup();
+    names.sort_by(|a, b| crate::chain_order(a).cmp(&crate::chain_order(b)));
     Ok(names)
 }
 

@@ -278,22 +278,10 @@ pub async fn platform_export(
 ) -> Result<Response, Problem> {
     let filter = query.filter()?;
     let format = format_of(query.format.as_deref())?;
+    // `platform`, or the tenant's id: also the download's name.
     let chain = plinth_audit::chain_of(query.tenant_id);
-    let db = state.db.clone();
-    let open = move || {
-        let db = db.clone();
-        async move { db.read().await }
-    };
-    let name = if query.tenant_id.is_some() {
-        chain.clone()
-    } else {
-        "platform".to_owned()
-    };
-    Ok(download(
-        &name,
-        format,
-        plinth_audit::export_stream(open, chain, filter, format),
-    ))
+    let chunks = plinth_audit::export_as_platform(&state.db, chain.clone(), filter, format);
+    Ok(download(&chain, format, chunks))
 }
 
 /// The newest signed head of every chain: anchor them outside Plinth (a ticket, a

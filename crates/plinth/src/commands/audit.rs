@@ -126,13 +126,8 @@ pub async fn export(config: &Config, request: ExportRequest) -> Result<(), Strin
         ),
         None => None,
     };
-    let reader = db.clone();
-    let open = move || {
-        let db = reader.clone();
-        async move { db.read().await }
-    };
-    let mut chunks = Box::pin(plinth_audit::export_stream(
-        open,
+    let mut chunks = Box::pin(plinth_audit::export_as_platform(
+        &db,
         plinth_audit::chain_of(tenant),
         filter,
         format,
