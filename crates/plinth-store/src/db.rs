@@ -200,6 +200,20 @@ impl Pooled {
     }
 }
 
+/// Opens a transaction on a task of its own. sqlx counts a transaction only once the
+/// server has answered `BEGIN`: a caller dropped in between (a client hanging up on a
+/// streamed export) returned the connection to the pool still inside a transaction
+/// nobody would end, and the next request to draw it wrote into a read-only one. On its
+/// own task the opening always completes; a transaction whose caller is gone is dropped
+/// there, which rolls it back before the connection is reused.
+async fn begin_detached<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    statement: &'static str,
+) -> StoreResult<Transaction<'static, DB>> {
+    let pool = pool.clone();
+    Ok(tokio::spawn(async move { pool.begin_with(statement).await }).await??)
+}
+
 impl Db {
     /// Opens the pools. Does not migrate; see [`Db::migrate`].
     pub async fn open(options: &DbOptions) -> StoreResult<Db> {
@@ -313,8 +327,8 @@ impl Db {
     /// (`BEGIN IMMEDIATE`), so another process writing cannot deadlock it halfway.
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Pools::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(begin_detached(writer, "BEGIN IMMEDIATE").await?),
+            Pools::Postgres { pool } => Tx::Postgres(begin_detached(pool, "BEGIN").await?),
         })
     }
 
@@ -334,7 +348,7 @@ impl Db {
         Ok(match &self.inner.pools {
             Pools::Sqlite { reader, .. } => ScopedRead::Pooled(Pooled::Sqlite(reader.acquire().await?)),
             Pools::Postgres { pool } => {
-                let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
+                let mut tx = begin_detached(pool, "BEGIN READ ONLY").await?;
                 bind_tenant(&mut tx, tenant, self.inner.tenant_role).await?;
                 ScopedRead::Tx(Tx::Postgres(tx))
             }

@@ -30,6 +30,8 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Backup(String),
+    #[error("the task opening a transaction ended without one: {0}")]
+    Begin(#[from] tokio::task::JoinError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

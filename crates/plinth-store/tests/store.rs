@@ -32,6 +32,7 @@ backend_tests!(
     unique_violations_are_recognised,
     backup_and_restore_round_trip,
     restore_refuses_a_non_empty_database_without_force,
+    a_transaction_abandoned_while_opening_leaves_the_connection_clean,
 );
 
 async fn migrations_apply_once_and_report_current(db: TestDatabase) {
@@ -210,4 +211,39 @@ async fn restore_refuses_a_non_empty_database_without_force(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(count_users(&store).await, 3);
+}
+
+/// A caller dropped while its `BEGIN` is on the wire (a client hanging up on a streamed
+/// export) must not hand the next caller a connection inside that transaction: it once
+/// did, and the next write failed as "read-only transaction".
+#[allow(clippy::disallowed_methods)] // the store's own test of the scoped read it hands tenancy
+async fn a_transaction_abandoned_while_opening_leaves_the_connection_clean(db: TestDatabase) {
+    let store = Db::open(&DbOptions {
+        max_connections: 1,
+        ..options(&db)
+    })
+    .await
+    .unwrap();
+    store.migrate(|_| {}).await.unwrap();
+    let tenant = plinth_core::TenantId::new();
+    // The window is one round trip wide: abandon the opening after 0, 10, 20 … µs.
+    let attempts = 200;
+    for attempt in 0..attempts {
+        let patience = std::time::Duration::from_micros(attempt * 10);
+        let started = std::time::Instant::now();
+        {
+            let mut opening = std::pin::pin!(store.read_scoped(tenant));
+            loop {
+                let ready =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(opening.as_mut().poll(cx).is_ready())).await;
+                if ready || started.elapsed() >= patience {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        } // The opening is dropped here, wherever it got to.
+        seed_users(&store, 1).await;
+    }
+    assert_eq!(count_users(&store).await, i64::try_from(attempts).unwrap());
+    store.close().await;
 }
