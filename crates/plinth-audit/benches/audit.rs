@@ -302,7 +302,9 @@ async fn run() {
     );
 
     let started = Instant::now();
-    let (report, _) = plinth_audit::verify_named(&db, &chain, None).await.unwrap();
+    let (report, _) = plinth_audit::verify_named(&db, &chain, None, &plinth_audit::NoSeal)
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     assert!(report.is_intact());
     println!(

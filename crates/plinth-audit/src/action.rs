@@ -63,6 +63,11 @@ pub const ADMIN_USER_UNLOCK: Action =
 pub const API_KEY_CREATE: Action = Action::new("api_key.create", "A personal API key was created");
 /// A personal API key was revoked.
 pub const API_KEY_REVOKE: Action = Action::new("api_key.revoke", "A personal API key was revoked");
+/// The chain's oldest records were pruned past their retention.
+pub const AUDIT_PRUNE: Action = Action::new(
+    "audit.prune",
+    "The chain's oldest records were pruned past their retention, under a signed checkpoint",
+);
 /// An account was locked after repeated failed sign-ins.
 pub const AUTH_LOCKOUT: Action = Action::new("auth.lockout", "An account was locked after repeated failed sign-ins");
 /// A user signed in.
@@ -199,6 +204,7 @@ pub const ALL: &[Action] = &[
     ADMIN_USER_UNLOCK,
     API_KEY_CREATE,
     API_KEY_REVOKE,
+    AUDIT_PRUNE,
     AUTH_LOCKOUT,
     AUTH_LOGIN,
     AUTH_LOGIN_FAILED,

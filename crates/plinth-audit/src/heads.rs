@@ -7,10 +7,11 @@
 //! printout) can later check that the chain still holds that record with that hash:
 //! a consistently recomputed chain verifies on its own, but not against its signed heads.
 
-use plinth_core::{TenantId, Timestamp};
+use plinth_core::Timestamp;
 use plinth_store::{Db, StoreResult, exec, on};
 use serde::{Deserialize, Serialize};
 
+use crate::retention::Seal;
 use crate::verify::verify_named;
 
 /// A chain's head as it stands: its newest record.
@@ -69,7 +70,7 @@ pub async fn unsigned_heads(db: &Db) -> StoreResult<Vec<Head>> {
 pub async fn store_signed(db: &Db, heads: &[SignedHead]) -> StoreResult<()> {
     let mut tx = db.begin().await?;
     for head in heads {
-        let tenant = head.chain.parse::<uuid::Uuid>().ok().map(TenantId);
+        let tenant = crate::record::chain_tenant(&head.chain);
         exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO audit_signed_heads (id, chain, tenant_id, seq, hash, signed_at, kid, signature)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (chain, seq) DO NOTHING"
@@ -104,11 +105,17 @@ pub async fn latest_signed(db: &Db) -> StoreResult<Vec<SignedHead>> {
 
 /// Whether the chain still holds the signed head's record, unchanged and intact up to it.
 /// `None` when it does; otherwise what is wrong.
-pub async fn check_against(db: &Db, head: &SignedHead) -> StoreResult<Option<String>> {
+pub async fn check_against(db: &Db, head: &SignedHead, seal: &dyn Seal) -> StoreResult<Option<String>> {
     let signed = head.signed_at.to_rfc3339();
-    let (report, _) = verify_named(db, &head.chain, None).await?;
+    let (report, _) = verify_named(db, &head.chain, None, seal).await?;
     if let Some(first_break) = report.first_break.as_ref().filter(|b| b.seq() <= head.seq) {
         return Ok(Some(format!("broken before the head signed {signed}: {first_break}")));
+    }
+    if let Some(through) = report.pruned_through.filter(|through| head.seq <= *through) {
+        return Ok(Some(format!(
+            "record {}, signed {signed}, was pruned under a signed checkpoint through record {through}: it can no longer be compared",
+            head.seq
+        )));
     }
     let mut conn = db.read().await?;
     let stored: Option<String> = on!(conn.conn(), c => sqlx::query_scalar(

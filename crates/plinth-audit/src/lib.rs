@@ -12,6 +12,7 @@ mod export;
 mod heads;
 mod query;
 mod record;
+mod retention;
 mod verify;
 mod watch;
 
@@ -20,6 +21,7 @@ pub use heads::{Head, SignedHead, check_against, head_message, latest_signed, st
 pub use query::{AuditFilter, AuditRecord, export_as_platform, list, list_as_platform};
 pub use record::chain_of;
 pub use record::{AuditEntry, Outcome, append};
+pub use retention::{Checkpoint, NoSeal, PruneError, RetentionBounds, Seal, Signer, prune_chain};
 pub use verify::{ChainBreak, Verified, VerifyReport, chains, verify_chain, verify_named};
 pub use watch::{ChainWatch, PassReport};
 

@@ -238,6 +238,11 @@ pub fn chain_of(tenant: Option<TenantId>) -> String {
     tenant.map_or_else(|| PLATFORM_CHAIN.to_owned(), |t| t.to_string())
 }
 
+/// The tenant whose chain `chain` is (`None`: the platform's).
+pub(crate) fn chain_tenant(chain: &str) -> Option<TenantId> {
+    chain.parse::<uuid::Uuid>().ok().map(TenantId)
+}
+
 /// Appends `entry` inside `tx`. Commit or roll back with the change it records.
 pub async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry) -> StoreResult<AuditId> {
     let id = AuditId::new();

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::GENESIS_HASH;
 use crate::record::{STORED_COLUMNS, StoredRecord, chain_of};
+use crate::retention::{Seal, latest_checkpoint};
 
 /// The first place a chain stops being the one Plinth wrote, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -29,6 +30,9 @@ pub enum ChainBreak {
     Truncated { head_seq: i64, last_seq: i64 },
     /// Records exist but the chain's head row is gone.
     HeadMissing { last_seq: i64 },
+    /// The chain was pruned, but the checkpoint standing for the pruned records does not
+    /// carry a signature of this instance: forged or edited in the database.
+    CheckpointInvalid { last_seq: i64 },
 }
 
 impl ChainBreak {
@@ -40,6 +44,7 @@ impl ChainBreak {
             ChainBreak::Deleted { .. } => "deleted",
             ChainBreak::Truncated { .. } => "truncated",
             ChainBreak::HeadMissing { .. } => "head_missing",
+            ChainBreak::CheckpointInvalid { .. } => "checkpoint_invalid",
         }
     }
 
@@ -49,6 +54,7 @@ impl ChainBreak {
             ChainBreak::Edited { seq, .. } | ChainBreak::Reordered { seq, .. } => *seq,
             ChainBreak::Deleted { expected_seq, .. } => *expected_seq,
             ChainBreak::Truncated { last_seq, .. } | ChainBreak::HeadMissing { last_seq } => *last_seq + 1,
+            ChainBreak::CheckpointInvalid { last_seq } => *last_seq,
         }
     }
 }
@@ -77,6 +83,10 @@ impl std::fmt::Display for ChainBreak {
             ChainBreak::HeadMissing { last_seq } => {
                 write!(f, "the chain's head row is gone ({last_seq} records remain)")
             }
+            ChainBreak::CheckpointInvalid { last_seq } => write!(
+                f,
+                "the checkpoint for the records pruned through {last_seq} is not signed by this instance: forged or edited"
+            ),
         }
     }
 }
@@ -92,6 +102,9 @@ pub struct VerifyReport {
     /// The head as stored: the newest record's number and hash.
     pub head_seq: Option<i64>,
     pub head_hash: Option<String>,
+    /// The chain was pruned through this record, under a checkpoint whose signature holds;
+    /// verification started after it.
+    pub pruned_through: Option<i64>,
 }
 
 impl VerifyReport {
@@ -119,34 +132,58 @@ pub async fn chains(db: &Db) -> StoreResult<Vec<String>> {
     Ok(names)
 }
 
-/// Verifies the chain of `tenant` (`None`: the platform chain) from its first record.
-pub async fn verify_chain(db: &Db, tenant: Option<TenantId>) -> StoreResult<VerifyReport> {
-    Ok(verify_named(db, &chain_of(tenant), None).await?.0)
+/// Verifies the chain of `tenant` (`None`: the platform chain) from its first record (or
+/// its newest checkpoint, when `seal` holds on it).
+pub async fn verify_chain(db: &Db, tenant: Option<TenantId>, seal: &dyn Seal) -> StoreResult<VerifyReport> {
+    Ok(verify_named(db, &chain_of(tenant), None, seal).await?.0)
 }
 
 /// Verifies the chain `chain`, from its first record or from `from` (a record an earlier
-/// verification found intact). Returns the report and the last intact record.
+/// verification found intact). A pruned chain is verified from its newest checkpoint,
+/// which must carry a signature `seal` accepts. Returns the report and the last intact
+/// record.
 pub async fn verify_named(
     db: &Db,
     chain: &str,
     from: Option<&Verified>,
+    seal: &dyn Seal,
 ) -> StoreResult<(VerifyReport, Option<Verified>)> {
     let mut conn = db.read().await?;
     let head: Option<(i64, String)> = on!(conn.conn(), c => sqlx::query_as(
         "SELECT seq, hash FROM audit_chain_heads WHERE chain = $1"
     ).bind(chain).fetch_optional(c).await)?;
-
-    let mut last = from.cloned();
-    let mut expected_seq = from.map_or(1, |v| v.seq + 1);
-    let mut prev_hash = from.map_or_else(|| GENESIS_HASH.to_owned(), |v| v.hash.clone());
-    let mut records = 0u64;
+    let checkpoint = latest_checkpoint(conn.conn(), chain).await?;
+    let pruned_through = checkpoint.as_ref().map(|c| c.last_seq);
     let report = |records, first_break| VerifyReport {
         chain: chain.to_owned(),
         records,
         first_break,
         head_seq: head.as_ref().map(|h| h.0),
         head_hash: head.as_ref().map(|h| h.1.clone()),
+        pruned_through,
     };
+    // A pass resuming from a record pruned since starts again from the checkpoint.
+    let from = from.filter(|v| pruned_through.is_none_or(|through| v.seq > through));
+    let start = match (from, &checkpoint) {
+        (Some(resumed), _) => Some(resumed.clone()),
+        (None, Some(checkpoint)) if checkpoint.sealed(seal) => Some(Verified {
+            seq: checkpoint.last_seq,
+            hash: checkpoint.last_hash.clone(),
+        }),
+        (None, Some(checkpoint)) => {
+            let first_break = ChainBreak::CheckpointInvalid {
+                last_seq: checkpoint.last_seq,
+            };
+            return Ok((report(0, Some(first_break)), None));
+        }
+        (None, None) => None,
+    };
+    let mut last = start.clone();
+    let mut expected_seq = start.as_ref().map_or(1, |v| v.seq + 1);
+    let mut prev_hash = start
+        .as_ref()
+        .map_or_else(|| GENESIS_HASH.to_owned(), |v| v.hash.clone());
+    let mut records = 0u64;
     if let Some(resumed) = from {
         // The record a pass resumes from must still be the one it verified.
         let stored: Option<(AuditId, String)> = on!(conn.conn(), c => sqlx::query_as(
@@ -205,7 +242,7 @@ pub async fn verify_named(
 }
 
 /// The break at `row`, if it is not the intact successor of the record before it.
-fn check(row: &StoredRecord, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
+pub(crate) fn check(row: &StoredRecord, expected_seq: i64, prev_hash: &str) -> Option<ChainBreak> {
     if row.seq != expected_seq {
         return Some(ChainBreak::Deleted {
             expected_seq,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use plinth_store::{Db, StoreResult};
 
+use crate::retention::Seal;
 use crate::verify::{ChainBreak, Verified, chains, verify_named};
 
 #[derive(Debug, Default)]
@@ -38,7 +39,7 @@ pub struct PassReport {
 impl ChainWatch {
     /// Verifies every chain: from its first record when `full`, otherwise from the last
     /// record a pass found intact.
-    pub async fn pass(&mut self, db: &Db, full: bool) -> StoreResult<PassReport> {
+    pub async fn pass(&mut self, db: &Db, full: bool, seal: &dyn Seal) -> StoreResult<PassReport> {
         let mut report = PassReport::default();
         for chain in chains(db).await? {
             report.chains += 1;
@@ -47,7 +48,7 @@ impl ChainWatch {
                 continue;
             }
             let from = if full { None } else { watched.verified.clone() };
-            let (result, verified) = verify_named(db, &chain, from.as_ref()).await?;
+            let (result, verified) = verify_named(db, &chain, from.as_ref(), seal).await?;
             report.records += result.records;
             match result.first_break {
                 Some(first_break) => {

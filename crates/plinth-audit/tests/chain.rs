@@ -52,10 +52,10 @@ async fn appended_records_form_an_intact_chain_per_tenant(db: TestDatabase) {
     let tenant = TenantId::new();
     write(&store, None, 5).await;
     write(&store, Some(tenant), 3).await;
-    let platform = verify_chain(&store, None).await.unwrap();
+    let platform = verify_chain(&store, None, &plinth_audit::NoSeal).await.unwrap();
     assert!(platform.is_intact(), "{platform:?}");
     assert_eq!(platform.records, 5);
-    let tenant_report = verify_chain(&store, Some(tenant)).await.unwrap();
+    let tenant_report = verify_chain(&store, Some(tenant), &plinth_audit::NoSeal).await.unwrap();
     assert!(tenant_report.is_intact());
     assert_eq!(tenant_report.records, 3);
 }
@@ -78,7 +78,10 @@ async fn a_rolled_back_change_leaves_no_record(db: TestDatabase) {
     drop(conn);
     write(&store, None, 1).await;
     assert!(
-        verify_chain(&store, None).await.unwrap().is_intact(),
+        verify_chain(&store, None, &plinth_audit::NoSeal)
+            .await
+            .unwrap()
+            .is_intact(),
         "numbering has no gap"
     );
 }
@@ -91,7 +94,7 @@ async fn an_edited_row_is_found(db: TestDatabase) {
         .execute(c).await)
     .unwrap();
     tx.commit().await.unwrap();
-    let report = verify_chain(&store, None).await.unwrap();
+    let report = verify_chain(&store, None, &plinth_audit::NoSeal).await.unwrap();
     assert!(
         matches!(report.first_break, Some(ChainBreak::Edited { seq: 4, .. })),
         "{report:?}"
@@ -104,7 +107,7 @@ async fn a_deleted_row_is_found(db: TestDatabase) {
     let mut tx = store.begin().await.unwrap();
     exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(c).await).unwrap();
     tx.commit().await.unwrap();
-    let report = verify_chain(&store, None).await.unwrap();
+    let report = verify_chain(&store, None, &plinth_audit::NoSeal).await.unwrap();
     assert_eq!(
         report.first_break,
         Some(ChainBreak::Deleted {
@@ -121,7 +124,7 @@ async fn deleting_the_newest_rows_is_found(db: TestDatabase) {
     let mut tx = store.begin().await.unwrap();
     exec!(tx.conn(), c => sqlx::query("DELETE FROM audit_log WHERE seq >= 3").execute(c).await).unwrap();
     tx.commit().await.unwrap();
-    let report = verify_chain(&store, None).await.unwrap();
+    let report = verify_chain(&store, None, &plinth_audit::NoSeal).await.unwrap();
     assert_eq!(
         report.first_break,
         Some(ChainBreak::Truncated {

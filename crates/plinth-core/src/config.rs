@@ -241,6 +241,12 @@ settings! {
     rate_limit_mfa: u32 = "5", env "PLINTH_RATE_LIMIT_MFA";
     /// Days between a tenant's deletion request and the purge of its data (it can be restored meanwhile).
     tenant_deletion_grace_days: u32 = "30", env "PLINTH_TENANT_DELETION_GRACE_DAYS";
+    /// Days audit records are kept before pruning (under a signed checkpoint): the platform chain's, and each tenant's unless it chooses otherwise.
+    audit_retention_days: u32 = "365", env "PLINTH_AUDIT_RETENTION_DAYS";
+    /// The shortest audit retention a tenant may choose, in days.
+    audit_retention_min_days: u32 = "30", env "PLINTH_AUDIT_RETENTION_MIN_DAYS";
+    /// The longest audit retention a tenant may choose, in days.
+    audit_retention_max_days: u32 = "3650", env "PLINTH_AUDIT_RETENTION_MAX_DAYS";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,6 +417,18 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1".into()));
+        }
+        if self.audit_retention_min_days == 0
+            || self.audit_retention_min_days > self.audit_retention_days
+            || self.audit_retention_days > self.audit_retention_max_days
+        {
+            return Err(invalid(
+                "audit_retention_days",
+                format!(
+                    "needs 1 <= audit_retention_min_days ({}) <= audit_retention_days ({}) <= audit_retention_max_days ({})",
+                    self.audit_retention_min_days, self.audit_retention_days, self.audit_retention_max_days
+                ),
+            ));
         }
         // A deployment that asks for the JetStream bus must not start believing it has
         // one: events stay in the database outbox until the bus is built.

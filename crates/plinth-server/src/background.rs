@@ -1,6 +1,6 @@
 //! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
-//! spent credentials, expiring trials, verifying the audit chains, and pruning
-//! rate-limiter memory.
+//! spent credentials, expiring trials, verifying the audit chains, pruning audit records
+//! past their retention, and pruning rate-limiter memory.
 
 use std::time::Duration;
 
@@ -103,6 +103,15 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
         }
     });
 
+    let retention_state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(CLEANUP_FIRST_RUN).await;
+        while !retention_state.is_shutting_down() {
+            prune_audit(&retention_state, Timestamp::now()).await;
+            tokio::time::sleep(CLEANUP_INTERVAL).await;
+        }
+    });
+
     let prune_state = state.clone();
     tokio::spawn(async move {
         while !prune_state.is_shutting_down() {
@@ -113,12 +122,43 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
     Ok(())
 }
 
+/// Prunes every audit chain past its retention as of `now`, under signed checkpoints. A
+/// chain whose due records do not verify is left whole, and said so.
+pub async fn prune_audit(
+    state: &AppState,
+    now: Timestamp,
+) -> Option<plinth_tenancy::RetentionReport> {
+    match state.tenancy.prune_audit(state.identity.keys(), now).await {
+        Ok(report) => {
+            for (chain, why) in &report.refused {
+                tracing::error!(audit.chain = %chain, "audit records past retention kept: {why}");
+            }
+            if report.pruned > 0 {
+                tracing::info!(
+                    chains = report.chains,
+                    records = report.pruned,
+                    "audit records past retention pruned"
+                );
+            }
+            Some(report)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "pruning audit records past retention");
+            None
+        }
+    }
+}
+
 /// One pass of the background audit verifier: every chain, from its start when `full`,
 /// else from where the last pass stopped. A break is logged once, when first found, and
 /// stays in `/metrics` as `plinth_audit_chain_broken{chain}`.
 pub async fn verify_audit_chains(state: &AppState, full: bool) -> Option<plinth_audit::PassReport> {
+    // Checkpoints signed by a key another replica added since are verified too.
+    if let Err(e) = state.identity.keys().reload().await {
+        tracing::warn!(error = %e, "reloading signing keys before verifying audit chains");
+    }
     let mut watch = state.audit_watch.lock().await;
-    match watch.pass(&state.db, full).await {
+    match watch.pass(&state.db, full, state.identity.keys()).await {
         Ok(pass) => {
             for (chain, first_break) in &pass.newly_broken {
                 tracing::error!(

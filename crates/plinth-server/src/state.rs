@@ -28,13 +28,25 @@ pub struct AppInner {
     shutting_down: AtomicBool,
 }
 
+/// The tenancy service as `config` sets it up.
+pub fn tenancy(config: &Config, db: &Db) -> Tenancy {
+    // The configuration refused bounds out of order when it was loaded.
+    let retention = plinth_audit::RetentionBounds::new(
+        config.audit_retention_min_days,
+        config.audit_retention_max_days,
+        config.audit_retention_days,
+    )
+    .unwrap_or_default();
+    Tenancy::new(db.clone()).with_audit_retention(retention)
+}
+
 impl AppState {
     pub fn new(config: Config, db: Db, identity: Identity) -> Self {
         Self(Arc::new(AppInner {
             metrics: Metrics::new(db.backend().as_str()),
             setup: Setup::new(db.clone(), identity.hasher().clone()),
             identity,
-            tenancy: Tenancy::new(db.clone()),
+            tenancy: tenancy(&config, &db),
             config,
             db,
             started: Instant::now(),

@@ -52,6 +52,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_row_security", postgres = "0009_row_security"),
     migration!(10, "0010_audit_query"),
     migration!(11, "0011_audit_heads", postgres = "0011_audit_heads"),
+    migration!(12, "0012_audit_retention", postgres = "0012_audit_retention"),
 ];
 
 impl Migration {

@@ -23,6 +23,7 @@ mod slug;
 mod workspaces;
 
 pub use api_keys::ApiKeyRequest;
+pub use audit::RetentionReport;
 pub use authorize::TenantContext;
 pub use deletion::PurgePlan;
 pub use error::{TenancyError, TenancyResult};

@@ -65,6 +65,10 @@ pub struct TenantSettings {
     pub allowed_email_domains: Vec<String>,
     /// `invite_only` or `open` (anyone with an allowed address may join).
     pub signup_mode: String,
+    /// Days the tenant's audit records are kept before pruning, within the platform's
+    /// bounds (absent: the platform's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u32>,
 }
 
 impl TenantSettings {
@@ -78,6 +82,7 @@ impl TenantSettings {
                 mfa_required: true,
                 allowed_email_domains: Vec::new(),
                 signup_mode: "invite_only".into(),
+                audit_retention_days: None,
             }
         })
     }
@@ -89,6 +94,7 @@ impl Default for TenantSettings {
             mfa_required: false,
             allowed_email_domains: Vec::new(),
             signup_mode: "invite_only".into(),
+            audit_retention_days: None,
         }
     }
 }
@@ -123,7 +129,19 @@ fn is_domain(text: &str) -> bool {
 }
 
 impl TenantSettings {
-    pub fn validate(&self, errors: &mut FieldErrors) {
+    pub fn validate(&self, retention: &plinth_audit::RetentionBounds, errors: &mut FieldErrors) {
+        if let Some(days) = self.audit_retention_days
+            && !retention.allows(days)
+        {
+            errors.add(
+                "/settings/audit_retention_days",
+                "out_of_range",
+                format!(
+                    "this platform keeps audit records {} to {} days",
+                    retention.min_days, retention.max_days
+                ),
+            );
+        }
         if !matches!(self.signup_mode.as_str(), "invite_only" | "open") {
             errors.add("/settings/signup_mode", "invalid_value", "use `invite_only` or `open`");
         }

@@ -73,6 +73,11 @@ pub const TENANT_TABLES: &[TenantTable] = &[
         OnPurge::Delete,
         InExport::Left("signatures belong to the instance that made them"),
     ),
+    table(
+        "audit_checkpoints",
+        OnPurge::Delete,
+        InExport::Left("signatures belong to the instance that made them"),
+    ),
     table("audit_log", OnPurge::Delete, InExport::Rows),
 ];
 

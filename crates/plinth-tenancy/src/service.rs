@@ -22,6 +22,7 @@ use crate::workspaces::insert_workspace;
 pub struct Tenancy {
     pub(crate) db: Db,
     pub(crate) policy_cache: crate::policies::PolicyCache,
+    pub(crate) audit_retention: plinth_audit::RetentionBounds,
 }
 
 /// Who asks for a new tenant, and what the platform allows them.
@@ -55,7 +56,14 @@ impl Tenancy {
         Self {
             db,
             policy_cache: crate::policies::PolicyCache::new(),
+            audit_retention: plinth_audit::RetentionBounds::default(),
         }
+    }
+
+    /// The platform's bounds on how long tenants keep audit records.
+    pub fn with_audit_retention(mut self, bounds: plinth_audit::RetentionBounds) -> Self {
+        self.audit_retention = bounds;
+        self
     }
 
     /// Creates a tenant a signed-in user asked for. Platform administrators may create one
@@ -205,7 +213,7 @@ impl Tenancy {
             check_name(name, &mut errors);
         }
         if let Some(settings) = &update.settings {
-            settings.validate(&mut errors);
+            settings.validate(&self.audit_retention, &mut errors);
         }
         if let Some(branding) = &update.branding {
             branding.validate(&mut errors);

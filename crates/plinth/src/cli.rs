@@ -154,6 +154,9 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
         against: Option<std::path::PathBuf>,
     },
+    /// Prune every chain's records past their retention now (the server does it daily),
+    /// each batch verified first and replaced by a signed checkpoint.
+    Prune,
     /// Print the newest signed head of every chain as JSON, to keep outside Plinth.
     Heads {
         /// Sign the heads that moved since their last signature first.

@@ -3,6 +3,10 @@
 //! one, which stays published until the last token it signed has expired. Servers
 //! reload the set when they meet an unknown key id, so a rotation made by one replica
 //! reaches the others without a restart.
+//!
+//! A key is believed only when its sealed private key opens under the master key and
+//! gives the public key stored beside it: someone who can write the database but does not
+//! hold the master key cannot slip in a key of their own to sign tokens or audit seals.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,7 +31,11 @@ const RELOAD_INTERVAL: StdDuration = StdDuration::from_secs(5);
 
 struct KeySet {
     signing: Option<(String, Arc<Ed25519KeyPair>)>,
+    /// Published keys: they verify tokens.
     verifying: HashMap<String, Vec<u8>>,
+    /// Every key the instance ever held, retired ones included: they verify audit seals
+    /// (signed heads and checkpoints), which outlive any token.
+    sealing: HashMap<String, Vec<u8>>,
     loaded_at: Instant,
 }
 
@@ -44,6 +52,7 @@ struct KeyRow {
     public_key: Vec<u8>,
     private_key_sealed: Vec<u8>,
     retired_at: Option<Timestamp>,
+    published_until: Option<Timestamp>,
 }
 
 /// RFC 7638 thumbprint of the public key: a stable id derived from the key itself.
@@ -62,6 +71,7 @@ impl KeyRing {
             set: Arc::new(RwLock::new(KeySet {
                 signing: None,
                 verifying: HashMap::new(),
+                sealing: HashMap::new(),
                 loaded_at: Instant::now(),
             })),
         };
@@ -81,30 +91,52 @@ impl KeyRing {
         let now = Timestamp::now();
         let mut conn = self.db.read().await?;
         let rows: Vec<KeyRow> = on!(conn.conn(), c => sqlx::query_as(
-            "SELECT kid, public_key, private_key_sealed, retired_at FROM signing_keys
-             WHERE retired_at IS NULL OR published_until > $1
+            "SELECT kid, public_key, private_key_sealed, retired_at, published_until FROM signing_keys
              ORDER BY created_at"
-        ).bind(now).fetch_all(c).await)?;
+        ).fetch_all(c).await)?;
         drop(conn);
         let mut signing = None;
         let mut verifying = HashMap::new();
+        let mut sealing = HashMap::new();
         for row in rows {
+            let Some(pair) = self.held(&row) else {
+                if row.retired_at.is_none() {
+                    // A wrong master key, or a key slipped into the database: refuse to
+                    // sign or verify anything rather than trust it or replace it.
+                    return Err(IdentityError::Crypto(format!(
+                        "signing key {} does not open under the master key, or does not match its public key",
+                        row.kid
+                    )));
+                }
+                tracing::error!(kid = %row.kid, "a retired signing key is not one this instance sealed; it is ignored");
+                continue;
+            };
             if row.retired_at.is_none() {
-                let pkcs8 = self.master.open(SEAL_PURPOSE, &row.private_key_sealed)?;
-                let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
-                    .map_err(|_| IdentityError::Crypto(format!("signing key {} is corrupt", row.kid)))?;
                 // Rows are oldest first: the last unretired key is the newest.
                 signing = Some((row.kid.clone(), Arc::new(pair)));
             }
-            verifying.insert(row.kid, row.public_key);
+            if row.retired_at.is_none() || row.published_until.is_some_and(|until| until > now) {
+                verifying.insert(row.kid.clone(), row.public_key.clone());
+            }
+            sealing.insert(row.kid, row.public_key);
         }
         let mut set = self.set.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         *set = KeySet {
             signing,
             verifying,
+            sealing,
             loaded_at: Instant::now(),
         };
         Ok(())
+    }
+
+    /// The key pair of `row` when its private key opens under the master key and matches
+    /// the stored public key and id.
+    fn held(&self, row: &KeyRow) -> Option<Ed25519KeyPair> {
+        let pkcs8 = self.master.open(SEAL_PURPOSE, &row.private_key_sealed).ok()?;
+        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).ok()?;
+        let public = pair.public_key().as_ref();
+        (public == row.public_key.as_slice() && thumbprint(public) == row.kid).then_some(pair)
     }
 
     /// Signs `message`; returns the key id and the signature.
@@ -126,11 +158,7 @@ impl KeyRing {
     fn verify_known(&self, kid: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
         let set = self.read();
         let public = set.verifying.get(kid)?;
-        Some(
-            UnparsedPublicKey::new(&ED25519, public)
-                .verify(message, signature)
-                .is_ok(),
-        )
+        Some(verifies(public, message, signature))
     }
 
     /// Verifies a signature, reloading the key set once when `kid` is unknown.
@@ -164,6 +192,29 @@ impl KeyRing {
             .collect();
         keys.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
         json!({ "keys": keys })
+    }
+}
+
+fn verifies(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(message, signature)
+        .is_ok()
+}
+
+/// Audit seals verify with any key the instance ever held: a checkpoint or head signed
+/// years ago by a long-retired key still proves what it signed.
+impl plinth_audit::Seal for KeyRing {
+    fn holds(&self, kid: &str, message: &[u8], signature: &[u8]) -> bool {
+        self.read()
+            .sealing
+            .get(kid)
+            .is_some_and(|public| verifies(public, message, signature))
+    }
+}
+
+impl plinth_audit::Signer for KeyRing {
+    fn sign(&self, message: &[u8]) -> Result<(String, Vec<u8>), String> {
+        KeyRing::sign(self, message).map_err(|e| e.to_string())
     }
 }
 

@@ -337,5 +337,10 @@ pub async fn verify(
     State(state): State<AppState>,
     InTenant(ctx): InTenant,
 ) -> Result<Json<VerifyReport>, Problem> {
-    Ok(Json(state.tenancy.verify_audit(&ctx.scope).await?))
+    Ok(Json(
+        state
+            .tenancy
+            .verify_audit(&ctx.scope, state.identity.keys())
+            .await?,
+    ))
 }

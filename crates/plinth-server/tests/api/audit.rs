@@ -13,6 +13,7 @@ backend_tests!(
     operators_read_the_platform_chain_and_any_tenants,
     exports_stream_every_record_and_verify_offline,
     signed_heads_catch_a_chain_rewritten_and_recomputed,
+    pruning_keeps_a_chain_provable_through_its_signed_checkpoint,
 );
 
 async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestDatabase) {
@@ -566,7 +567,9 @@ async fn signed_heads_catch_a_chain_rewritten_and_recomputed(db: TestDatabase) {
             .await
     );
     assert_eq!(
-        plinth_audit::check_against(&app.db, &head).await.unwrap(),
+        plinth_audit::check_against(&app.db, &head, app.state.identity.keys())
+            .await
+            .unwrap(),
         None
     );
 
@@ -597,6 +600,7 @@ async fn signed_heads_catch_a_chain_rewritten_and_recomputed(db: TestDatabase) {
     let alone = plinth_audit::verify_chain(
         &app.db,
         Some(tenant["id"].as_str().unwrap().parse().unwrap()),
+        &plinth_audit::NoSeal,
     )
     .await
     .unwrap();
@@ -604,10 +608,168 @@ async fn signed_heads_catch_a_chain_rewritten_and_recomputed(db: TestDatabase) {
         alone.is_intact(),
         "a consistent rewrite passes verification on its own"
     );
-    let problem = plinth_audit::check_against(&app.db, &head)
+    let problem = plinth_audit::check_against(&app.db, &head, app.state.identity.keys())
         .await
         .unwrap()
         .unwrap();
     assert!(problem.contains("rewritten"), "{problem}");
+    app.stop().await;
+}
+
+async fn occurred_at(app: &TestApp, chain: &str, seq: i64) -> plinth_core::Timestamp {
+    let mut conn = app.db.read().await.unwrap();
+    plinth_store::on!(conn.conn(), c => sqlx::query_scalar("SELECT occurred_at FROM audit_log WHERE chain = $1 AND seq = $2")
+        .bind(chain).bind(seq).fetch_one(c).await)
+    .unwrap()
+}
+
+async fn sql(app: &TestApp, statement: &str, chain: &str) {
+    let mut tx = app.db.begin().await.unwrap();
+    plinth_store::exec!(tx.conn(), c => sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).bind(chain).execute(c).await)
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn verify_report(app: &TestApp, token: &str, tenant: &str) -> serde_json::Value {
+    app.get_as(&format!("/api/v1/tenants/{tenant}/audit/verify"), token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A tenant keeps its records 30 days: pruning removes those older, verified first, under
+/// a signed checkpoint the chain still verifies through; a forged checkpoint and any other
+/// gap are breaks; a chain whose due records do not verify is not pruned at all.
+async fn pruning_keeps_a_chain_provable_through_its_signed_checkpoint(db: TestDatabase) {
+    use plinth_server::background::{prune_audit, verify_audit_chains};
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    app.create_user("owner@aging.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@aging.test", PASSWORD).await;
+    let chain = app.create_tenant(&owner, "aging").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let evidence = app.create_tenant(&owner, "evidence").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_problem(
+        app.patch_as(
+            "/api/v1/tenants/aging",
+            &owner,
+            &json!({"settings": {"audit_retention_days": 7}}),
+        )
+        .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    for tenant in ["aging", "evidence"] {
+        let kept = app
+            .patch_as(
+                &format!("/api/v1/tenants/{tenant}"),
+                &owner,
+                &json!({"settings": {"audit_retention_days": 30}}),
+            )
+            .await;
+        assert_eq!(kept.status(), 200);
+        for n in 0..4 {
+            workspace(&app, &owner, tenant, &format!("space-{n}")).await;
+        }
+    }
+    // Records 1 (tenant.create), 2 (tenant.update) and 3..=6 (workspaces): record 4 is
+    // 30 days old a microsecond after this.
+    let now = occurred_at(&app, &chain, 4).await
+        + time::Duration::days(30)
+        + time::Duration::microseconds(1);
+    assert!(
+        verify_audit_chains(&app.state, true)
+            .await
+            .unwrap()
+            .newly_broken
+            .is_empty()
+    );
+    // Of the other tenant's records only its first (tenant.create) is due: edited, it is kept.
+    sql(
+        &app,
+        "UPDATE audit_log SET reason = 'rewritten' WHERE chain = $1 AND seq = 1",
+        &evidence,
+    )
+    .await;
+
+    let report = prune_audit(&app.state, now).await.unwrap();
+    assert_eq!(report.pruned, 4, "{report:?}");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert_eq!(report.refused[0].0, evidence);
+    assert!(report.refused[0].1.contains("edited"), "{report:?}");
+
+    let kept: serde_json::Value = app
+        .get_as("/api/v1/tenants/aging/audit", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = kept["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [7, 6, 5], "{kept}");
+    assert_eq!(kept["items"][0]["action"], "audit.prune");
+    assert_eq!(kept["items"][0]["changes"]["last_seq"], 4);
+    let report = verify_report(&app, &owner, "aging").await;
+    assert_eq!(report["first_break"], serde_json::Value::Null, "{report}");
+    assert_eq!(report["pruned_through"], 4);
+    assert_eq!(report["records"], 3);
+    let evidence_kept = verify_report(&app, &owner, "evidence").await;
+    assert_eq!(evidence_kept["pruned_through"], serde_json::Value::Null);
+    assert_eq!(evidence_kept["first_break"]["kind"], "edited");
+    // The background verifier resumes past the pruned records without a false alarm
+    // (a full pass also finds the history edited in the other chain).
+    for (full, expected) in [(false, vec![]), (true, vec![evidence.clone()])] {
+        verify_audit_chains(&app.state, full).await.unwrap();
+        let broken: Vec<String> = app
+            .state
+            .audit_watch
+            .lock()
+            .await
+            .broken()
+            .map(|(chain, _)| chain.to_owned())
+            .collect();
+        assert_eq!(broken, expected, "full pass: {full}");
+    }
+    assert!(
+        !plinth_audit::verify_chain(&app.db, Some(chain.parse().unwrap()), &plinth_audit::NoSeal)
+            .await
+            .unwrap()
+            .is_intact(),
+        "without the instance's keys a pruned chain is not proven"
+    );
+
+    // Hiding a record behind a checkpoint moved in SQL breaks its signature.
+    sql(&app, "UPDATE audit_checkpoints SET last_seq = 5, last_hash = (SELECT hash FROM audit_log WHERE chain = $1 AND seq = 5) WHERE chain = $1", &chain).await;
+    let report = verify_report(&app, &owner, "aging").await;
+    assert_eq!(
+        report["first_break"]["kind"], "checkpoint_invalid",
+        "{report}"
+    );
+    sql(&app, "UPDATE audit_checkpoints SET last_seq = 4, last_hash = (SELECT prev_hash FROM audit_log WHERE chain = $1 AND seq = 5) WHERE chain = $1", &chain).await;
+    assert_eq!(
+        verify_report(&app, &owner, "aging").await["first_break"],
+        serde_json::Value::Null
+    );
+    // Any other gap is still a deletion.
+    sql(
+        &app,
+        "DELETE FROM audit_log WHERE chain = $1 AND seq = 5",
+        &chain,
+    )
+    .await;
+    let report = verify_report(&app, &owner, "aging").await;
+    assert_eq!(report["first_break"]["kind"], "deleted", "{report}");
+    assert_eq!(report["first_break"]["expected_seq"], 5);
     app.stop().await;
 }

@@ -150,9 +150,13 @@ async fn an_edited_archive_cannot_write_into_another_tenant(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(workspaces["items"].as_array().unwrap().len(), 1);
-    let chain = plinth_audit::verify_chain(&target.db, Some(victim_id.parse().unwrap()))
-        .await
-        .unwrap();
+    let chain = plinth_audit::verify_chain(
+        &target.db,
+        Some(victim_id.parse().unwrap()),
+        &plinth_audit::NoSeal,
+    )
+    .await
+    .unwrap();
     assert!(chain.is_intact(), "{chain:?}");
     // The archive as exported still imports: only the edits were refused.
     target
@@ -302,7 +306,7 @@ async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestData
     );
 
     let id: plinth_core::TenantId = tenant_id.parse().unwrap();
-    let chain = plinth_audit::verify_chain(&target.db, Some(id))
+    let chain = plinth_audit::verify_chain(&target.db, Some(id), &plinth_audit::NoSeal)
         .await
         .unwrap();
     assert!(chain.is_intact(), "{chain:?}");

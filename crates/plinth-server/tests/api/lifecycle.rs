@@ -661,12 +661,14 @@ async fn a_purge_removes_every_row_of_the_tenant_and_nothing_else(db: TestDataba
     );
     let keeper_id: plinth_core::TenantId = other["id"].as_str().unwrap().parse().unwrap();
     assert!(
-        plinth_audit::verify_chain(&app.db, Some(keeper_id))
+        plinth_audit::verify_chain(&app.db, Some(keeper_id), &plinth_audit::NoSeal)
             .await
             .unwrap()
             .is_intact()
     );
-    let platform = plinth_audit::verify_chain(&app.db, None).await.unwrap();
+    let platform = plinth_audit::verify_chain(&app.db, None, &plinth_audit::NoSeal)
+        .await
+        .unwrap();
     assert!(platform.is_intact());
     let mut conn = app.db.read().await.unwrap();
     let record: i64 = on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'tenant.purge' AND tenant_id IS NULL")

@@ -38,7 +38,9 @@ async fn the_setup_token_creates_the_first_super_admin_once(db: TestDatabase) {
     assert_problem(again, 400, "invalid-token").await;
 
     // The change, its audit record and its event were written together.
-    let report = plinth_audit::verify_chain(&app.db, None).await.unwrap();
+    let report = plinth_audit::verify_chain(&app.db, None, &plinth_audit::NoSeal)
+        .await
+        .unwrap();
     assert!(report.is_intact());
     assert_eq!(report.records, 1);
     let mut conn = app.db.read().await.unwrap();

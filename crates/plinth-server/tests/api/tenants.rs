@@ -105,7 +105,7 @@ async fn an_administrator_provisions_a_tenant_with_owner_workspace_audit_and_eve
     drop(conn);
     let tenant_id: plinth_core::TenantId = tenant["id"].as_str().unwrap().parse().unwrap();
     assert!(
-        plinth_audit::verify_chain(&app.db, Some(tenant_id))
+        plinth_audit::verify_chain(&app.db, Some(tenant_id), &plinth_audit::NoSeal)
             .await
             .unwrap()
             .is_intact()

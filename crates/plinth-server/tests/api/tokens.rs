@@ -13,6 +13,7 @@ use crate::support::TestApp;
 backend_tests!(
     an_independent_jwt_library_validates_access_tokens_through_the_jwks,
     rotated_keys_keep_verifying_old_tokens_until_they_expire,
+    a_key_written_into_the_database_without_the_master_key_is_not_trusted,
     cleanup_removes_spent_credentials_and_keeps_live_ones,
     queued_email_is_delivered_to_a_real_smtp_server,
 );
@@ -147,6 +148,65 @@ async fn rotated_keys_keep_verifying_old_tokens_until_they_expire(db: TestDataba
             .status(),
         401
     );
+    app.stop().await;
+}
+
+/// Someone who can write the database but lacks the master key adds a key pair of their
+/// own: it must neither verify tokens nor seal audit checkpoints, and as the signing key
+/// it stops the key ring rather than being used.
+async fn a_key_written_into_the_database_without_the_master_key_is_not_trusted(db: TestDatabase) {
+    use base64::Engine;
+    use plinth_audit::Seal;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let app = TestApp::spawn(db).await;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public = pair.public_key().as_ref().to_vec();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&public);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        <sha2::Sha256 as sha2::Digest>::digest(
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#).as_bytes(),
+        ),
+    );
+    let insert = |retired: bool| {
+        let (db, kid, public) = (app.db.clone(), kid.clone(), public.clone());
+        async move {
+            let now = plinth_core::Timestamp::now();
+            let mut tx = db.begin().await.unwrap();
+            exec!(tx.conn(), c => sqlx::query(
+                "INSERT INTO signing_keys (kid, algorithm, public_key, private_key_sealed, created_at, retired_at, published_until)
+                 VALUES ($1, 'EdDSA', $2, $3, $4, $5, $6)"
+            ).bind(&kid).bind(&public).bind(b"not sealed by this instance".to_vec()).bind(now)
+            .bind(retired.then_some(now)).bind(retired.then_some(now + time::Duration::hours(1)))
+            .execute(c).await).unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    insert(true).await;
+    app.state.identity.keys().reload().await.unwrap();
+    let published: Vec<String> = jwks(&app)
+        .await
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    assert_eq!(published.len(), 1);
+    assert!(!published.contains(&kid), "the forged key is not published");
+    let message = b"plinth-audit-checkpoint-v1\nforged";
+    let signature = pair.sign(message);
+    assert!(
+        !app.state
+            .identity
+            .keys()
+            .holds(&kid, message, signature.as_ref())
+    );
+
+    let mut tx = app.db.begin().await.unwrap();
+    exec!(tx.conn(), c => sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(&kid).execute(c).await).unwrap();
+    tx.commit().await.unwrap();
+    insert(false).await;
+    let refused = app.state.identity.keys().reload().await.unwrap_err();
+    assert!(refused.to_string().contains(&kid), "{refused}");
     app.stop().await;
 }
 

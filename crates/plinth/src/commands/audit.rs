@@ -11,6 +11,8 @@ use plinth_tenancy::Tenancy;
 /// Verifies every chain (or one tenant's), reporting each broken chain's first break.
 pub async fn verify(config: &Config, tenant: Option<&str>) -> Result<(), String> {
     let db = super::open(config).await?;
+    // Its keys verify the checkpoints of pruned chains.
+    let identity = super::identity(config, &db, config.public_base_url()).await?;
     let chains = match tenant {
         Some(reference) => {
             let id = Tenancy::new(db.clone())
@@ -31,7 +33,7 @@ pub async fn verify(config: &Config, tenant: Option<&str>) -> Result<(), String>
     for chain in &chains {
         bar.set_message(chain.clone());
         // Each chain is verified to its first break; the others are still checked.
-        let (report, _) = plinth_audit::verify_named(&db, chain, None)
+        let (report, _) = plinth_audit::verify_named(&db, chain, None, identity.keys())
             .await
             .map_err(|e| e.to_string())?;
         records += report.records;
@@ -143,6 +145,32 @@ pub async fn export(config: &Config, request: ExportRequest) -> Result<(), Strin
     Ok(())
 }
 
+/// Prunes every chain past its retention, as the server does daily.
+pub async fn prune(config: &Config) -> Result<(), String> {
+    let db = super::open_migrated(config).await?;
+    let identity = super::identity(config, &db, config.public_base_url()).await?;
+    let report = plinth_server::state::tenancy(config, &db)
+        .prune_audit(identity.keys(), Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    println!(
+        "{} audit chain(s) checked: {} record(s) past retention pruned.",
+        report.chains, report.pruned
+    );
+    for (chain, why) in &report.refused {
+        eprintln!("chain {chain}: {why}");
+    }
+    if report.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} chain(s) kept whole: their records past retention do not verify",
+            report.refused.len()
+        ))
+    }
+}
+
 /// Prints the newest signed head of every chain, signing moved heads first with `sign`.
 pub async fn heads(config: &Config, sign: bool) -> Result<(), String> {
     let db = super::open_migrated(config).await?;
@@ -172,7 +200,7 @@ pub async fn verify_against(config: &Config, path: &std::path::Path) -> Result<(
                 head.kid
             ))
         } else {
-            plinth_audit::check_against(&db, head)
+            plinth_audit::check_against(&db, head, identity.keys())
                 .await
                 .map_err(|e| e.to_string())?
         };

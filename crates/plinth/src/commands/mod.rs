@@ -62,6 +62,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             command: AuditCommand::Heads { sign },
         } => audit::heads(&config, sign).await,
         Command::Audit {
+            command: AuditCommand::Prune,
+        } => audit::prune(&config).await,
+        Command::Audit {
             command:
                 AuditCommand::Export {
                     tenant,
