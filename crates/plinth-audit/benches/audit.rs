@@ -324,7 +324,9 @@ async fn run() {
         .unwrap()
     };
     let started = Instant::now();
-    let pruned = plinth_audit::prune_chain(&db, &chain, keep_from, &KeyedHash).await.unwrap();
+    let pruned = plinth_audit::prune_chain(&db, &chain, keep_from, &KeyedHash)
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     let (report, _) = plinth_audit::verify_named(&db, &chain, None, &KeyedHash).await.unwrap();
     assert!(report.is_intact(), "{report:?}");

@@ -136,6 +136,8 @@ pub const MEMBER_UPDATE: Action = Action::new("member.update", "A member's roles
 pub const MFA_PASSKEY_ADD: Action = Action::new("mfa.passkey.add", "A passkey was registered");
 /// A passkey was removed.
 pub const MFA_PASSKEY_REMOVE: Action = Action::new("mfa.passkey.remove", "A passkey was removed");
+/// A passkey was renamed.
+pub const MFA_PASSKEY_RENAME: Action = Action::new("mfa.passkey.rename", "A passkey was renamed");
 /// Recovery codes were regenerated.
 pub const MFA_RECOVERY_CODES_REGENERATE: Action =
     Action::new("mfa.recovery_codes.regenerate", "Recovery codes were regenerated");
@@ -232,6 +234,7 @@ pub const ALL: &[Action] = &[
     MEMBER_UPDATE,
     MFA_PASSKEY_ADD,
     MFA_PASSKEY_REMOVE,
+    MFA_PASSKEY_RENAME,
     MFA_RECOVERY_CODES_REGENERATE,
     MFA_TOTP_DISABLE,
     MFA_TOTP_ENABLE,

@@ -316,14 +316,32 @@ impl Identity {
         Ok(Page::from_overfetch(rows, page.limit, |p| p.id.to_string()))
     }
 
-    pub async fn rename_passkey(&self, principal: &Principal, id: Uuid, name: &str) -> IdentityResult<PasskeyView> {
+    pub async fn rename_passkey(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        name: &str,
+        client: &ClientInfo,
+    ) -> IdentityResult<PasskeyView> {
         let name = valid_name(name)?;
         let mut tx = self.inner.db.begin().await?;
+        let before: Option<String> = on!(tx.conn(), c => sqlx::query_scalar(
+            "SELECT name FROM passkeys WHERE id = $1 AND user_id = $2"
+        ).bind(id).bind(principal.user).fetch_optional(c).await)?;
+        let before = before.ok_or(IdentityError::NotFound)?;
         let view: Option<PasskeyView> = on!(tx.conn(), c => sqlx::query_as(
             "UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3
              RETURNING id, name, created_at, last_used_at"
         ).bind(&name).bind(id).bind(principal.user).fetch_optional(c).await)?;
         let view = view.ok_or(IdentityError::NotFound)?;
+        plinth_audit::append(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            AuditEntry::new(plinth_audit::action::MFA_PASSKEY_RENAME)
+                .target("passkey", id)
+                .changes(serde_json::json!({"name": {"before": before, "after": view.name}})),
+        )
+        .await?;
         tx.commit().await?;
         Ok(view)
     }

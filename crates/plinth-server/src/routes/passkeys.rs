@@ -111,11 +111,15 @@ pub struct RenamePasskey {
 pub async fn rename(
     State(state): State<AppState>,
     Caller(me): Caller,
+    context: RequestContext,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RenamePasskey>,
 ) -> Result<Json<PasskeyView>, Problem> {
     Ok(Json(
-        state.identity.rename_passkey(&me, id, &body.name).await?,
+        state
+            .identity
+            .rename_passkey(&me, id, &body.name, &context.client())
+            .await?,
     ))
 }
 

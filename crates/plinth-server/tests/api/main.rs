@@ -22,6 +22,7 @@ mod pagination;
 mod passkeys;
 mod policies;
 mod portals;
+mod record_everything;
 mod routes;
 mod setup;
 mod support;

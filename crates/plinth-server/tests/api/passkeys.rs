@@ -21,7 +21,7 @@ const FLAG_USER_VERIFIED: u8 = 0x04;
 const FLAG_ATTESTED_DATA: u8 = 0x40;
 
 /// A platform authenticator holding one credential.
-struct SoftAuthenticator {
+pub(crate) struct SoftAuthenticator {
     key: SigningKey,
     credential_id: Vec<u8>,
     counter: u32,
@@ -31,7 +31,7 @@ struct SoftAuthenticator {
 }
 
 impl SoftAuthenticator {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         let seed = Sha256::digest(uuid::Uuid::new_v4().as_bytes());
         Self {
             key: SigningKey::from_slice(&seed).unwrap(),
@@ -65,7 +65,7 @@ impl SoftAuthenticator {
     }
 
     /// The answer to `navigator.credentials.create()`.
-    fn create(&mut self, options: &Value) -> Value {
+    pub(crate) fn create(&mut self, options: &Value) -> Value {
         let user = options["publicKey"]["user"]["id"].as_str().unwrap();
         self.user_handle = Some(B64.decode(user).unwrap());
         let point = self.key.verifying_key().to_sec1_point(false);
@@ -104,7 +104,7 @@ impl SoftAuthenticator {
     }
 
     /// The answer to `navigator.credentials.get()`.
-    fn get(&mut self, options: &Value) -> Value {
+    pub(crate) fn get(&mut self, options: &Value) -> Value {
         let auth_data = self.authenticator_data(FLAG_USER_PRESENT | FLAG_USER_VERIFIED, None);
         let client_data = self.client_data("webauthn.get", options);
         let mut signed = auth_data.clone();

@@ -165,6 +165,16 @@ impl TestApp {
             .await
     }
 
+    pub async fn put_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(self.client.put(self.url(path)).json(body), Some(token))
+            .await
+    }
+
     pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.send(self.client.delete(self.url(path)), Some(token))
             .await

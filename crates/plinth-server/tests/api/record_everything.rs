@@ -1,0 +1,989 @@
+//! Every change leaves exactly one audit record: a walk over the route table that performs
+//! each state-changing request for real and reads what it wrote to the audit log.
+//!
+//! Each mutating API route is classified here, with the action its success records or why
+//! it records none (a read sent as POST, a step before the change): a route added without a
+//! classification fails the test, and so does a change that records nothing, records twice
+//! or records another action.
+
+use std::collections::BTreeSet;
+
+use plinth_server::RouteKind;
+use plinth_store::on;
+use plinth_testkit::{TestDatabase, backend_tests};
+use serde_json::{Value, json};
+
+use crate::auth::PASSWORD;
+use crate::mfa::{code, start_login};
+use crate::passkeys::SoftAuthenticator;
+use crate::support::TestApp;
+
+backend_tests!(every_change_writes_exactly_one_audit_record_with_its_action);
+
+/// The walk: what each request recorded, against what it should have.
+struct Walk<'a> {
+    app: &'a TestApp,
+    recorded: BTreeSet<(String, i64)>,
+    covered: BTreeSet<(String, String)>,
+    mismatches: Vec<String>,
+}
+
+impl<'a> Walk<'a> {
+    async fn new(app: &'a TestApp) -> Walk<'a> {
+        let mut walk = Walk {
+            app,
+            recorded: BTreeSet::new(),
+            covered: BTreeSet::new(),
+            mismatches: Vec::new(),
+        };
+        walk.recorded = walk
+            .records()
+            .await
+            .into_iter()
+            .map(|(c, s, _)| (c, s))
+            .collect();
+        walk
+    }
+
+    async fn records(&self) -> Vec<(String, i64, String)> {
+        let mut conn = self.app.db.read().await.unwrap();
+        on!(conn.conn(), c => sqlx::query_as("SELECT chain, seq, action FROM audit_log ORDER BY chain, seq")
+            .fetch_all(c).await)
+        .unwrap()
+    }
+
+    /// The records written since the last step, by action (forgotten afterwards).
+    async fn new_actions(&mut self) -> Vec<String> {
+        let mut added = Vec::new();
+        for (chain, seq, action) in self.records().await {
+            if self.recorded.insert((chain, seq)) {
+                added.push(action);
+            }
+        }
+        added
+    }
+
+    /// Records what a setup request (not under test) wrote, so the next step starts clean.
+    async fn settle(&mut self) {
+        self.new_actions().await;
+    }
+
+    /// Checks that `response` (to `method` `template`) succeeded and recorded exactly
+    /// `expected` (`None`: nothing). Returns the body.
+    async fn check(
+        &mut self,
+        method: &str,
+        template: &str,
+        expected: Option<&str>,
+        response: reqwest::Response,
+    ) -> Value {
+        self.covered
+            .insert((method.to_owned(), template.to_owned()));
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let added = self.new_actions().await;
+        if !status.is_success() {
+            self.mismatches
+                .push(format!("{method} {template}: answered {status}: {body}"));
+            return body;
+        }
+        let wanted: Vec<String> = expected.map(str::to_owned).into_iter().collect();
+        if added != wanted {
+            self.mismatches.push(format!(
+                "{method} {template}: recorded {added:?}, expected {wanted:?}"
+            ));
+        }
+        body
+    }
+}
+
+fn s(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+async fn every_change_writes_exactly_one_audit_record_with_its_action(db: TestDatabase) {
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
+    let mut w = Walk::new(&app).await;
+
+    // The instance: its first administrator.
+    let setup_token = app.setup_token().await;
+    let r = app
+        .post_json(
+            "/api/v1/setup",
+            &json!({"token": setup_token, "email": "root@walk.test", "password": PASSWORD, "display_name": "Root"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/setup",
+        Some("platform.superadmin.create"),
+        r,
+    )
+    .await;
+    let root = app.access_token("root@walk.test", PASSWORD).await;
+    w.settle().await;
+
+    // Accounts.
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({"email": "new@walk.test", "password": PASSWORD}),
+        )
+        .await;
+    w.check("POST", "/api/v1/auth/signup", Some("user.signup"), r)
+        .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "new@walk.test", "password": PASSWORD}),
+        )
+        .await;
+    let tokens = w
+        .check("POST", "/api/v1/auth/login", Some("auth.login"), r)
+        .await;
+    let r = app
+        .post_as(
+            "/api/v1/auth/verify-email/resend",
+            &s(&tokens["access_token"]),
+            &json!({}),
+        )
+        .await;
+    // Sends the link again: nothing changes until it is used.
+    w.check("POST", "/api/v1/auth/verify-email/resend", None, r)
+        .await;
+    let link = app.wait_for_link_token("new@walk.test", "verify").await;
+    let r = app
+        .post_json("/api/v1/auth/verify-email", &json!({"token": link}))
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/auth/verify-email",
+        Some("user.email.verify"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    // Rotation continues a session whose sign-in is recorded (reuse is recorded, as a theft).
+    let refreshed = w.check("POST", "/api/v1/auth/refresh", None, r).await;
+    let r = app
+        .post_as(
+            "/api/v1/auth/introspect",
+            &root,
+            &json!({"token": refreshed["access_token"]}),
+        )
+        .await;
+    // A read sent as POST (RFC 7662).
+    w.check("POST", "/api/v1/auth/introspect", None, r).await;
+    let r = app
+        .post_as(
+            "/api/v1/auth/logout",
+            &s(&refreshed["access_token"]),
+            &json!({}),
+        )
+        .await;
+    w.check("POST", "/api/v1/auth/logout", Some("auth.logout"), r)
+        .await;
+    let user = app.access_token("new@walk.test", PASSWORD).await;
+    w.settle().await;
+
+    let r = app
+        .patch_as("/api/v1/me", &user, &json!({"display_name": "Walker"}))
+        .await;
+    w.check("PATCH", "/api/v1/me", Some("user.profile.update"), r)
+        .await;
+    let r = app
+        .post_as(
+            "/api/v1/me/password",
+            &user,
+            &json!({"current_password": PASSWORD, "new_password": "another long passphrase"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/me/password",
+        Some("auth.password.change"),
+        r,
+    )
+    .await;
+    app.access_token("new@walk.test", "another long passphrase")
+        .await;
+    w.settle().await;
+
+    let r = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "new@walk.test"}),
+        )
+        .await;
+    // The request is answered before the work is done (the same time for any address, so
+    // the answer tells nothing); the record comes with the e-mail.
+    let reset = app.wait_for_link_token("new@walk.test", "reset").await;
+    w.check(
+        "POST",
+        "/api/v1/auth/forgot-password",
+        Some("auth.password.reset_requested"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": reset, "password": PASSWORD}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/auth/reset-password",
+        Some("auth.password.reset"),
+        r,
+    )
+    .await;
+    let user = app.access_token("new@walk.test", PASSWORD).await;
+    let spare = app.login("new@walk.test", PASSWORD).await;
+    w.settle().await;
+    let sessions: Value = app
+        .get_as("/api/v1/me/sessions", &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] != json!(true))
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let r = app
+        .delete_as(&format!("/api/v1/me/sessions/{other}"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/me/sessions/{id}",
+        Some("auth.session.revoke"),
+        r,
+    )
+    .await;
+    drop(spare);
+
+    // Second factors.
+    let r = app
+        .post_as("/api/v1/me/mfa/totp", &user, &json!({"password": PASSWORD}))
+        .await;
+    // Enrolment starts; the factor exists once confirmed.
+    let enrolment = w.check("POST", "/api/v1/me/mfa/totp", None, r).await;
+    let secret = s(&enrolment["secret"]);
+    let r = app
+        .post_as(
+            "/api/v1/me/mfa/totp/confirm",
+            &user,
+            &json!({"code": code(&secret, 0)}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/me/mfa/totp/confirm",
+        Some("mfa.totp.enable"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            "/api/v1/me/mfa/recovery-codes",
+            &user,
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/me/mfa/recovery-codes",
+        Some("mfa.recovery_codes.regenerate"),
+        r,
+    )
+    .await;
+    let challenge = start_login(&app, "new@walk.test").await;
+    w.settle().await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/mfa",
+            &json!({"mfa_token": challenge, "code": code(&secret, 1)}),
+        )
+        .await;
+    let signed_in = w
+        .check("POST", "/api/v1/auth/mfa", Some("auth.login"), r)
+        .await;
+    let user = s(&signed_in["access_token"]);
+    let r = app
+        .post_as(
+            "/api/v1/me/mfa/totp/disable",
+            &user,
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/me/mfa/totp/disable",
+        Some("mfa.totp.disable"),
+        r,
+    )
+    .await;
+
+    let mut authenticator = SoftAuthenticator::new(&app);
+    let r = app
+        .post_as(
+            "/api/v1/me/passkeys/register/begin",
+            &user,
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    // A challenge, not a change.
+    let begun = w
+        .check("POST", "/api/v1/me/passkeys/register/begin", None, r)
+        .await;
+    let credential = authenticator.create(&begun["options"]);
+    let r = app
+        .post_as(
+            "/api/v1/me/passkeys/register/finish",
+            &user,
+            &json!({"challenge_id": begun["challenge_id"], "name": "Laptop", "credential": credential}),
+        )
+        .await;
+    let passkey = w
+        .check(
+            "POST",
+            "/api/v1/me/passkeys/register/finish",
+            Some("mfa.passkey.add"),
+            r,
+        )
+        .await;
+    let passkey_id = s(&passkey["passkey"]["id"]);
+    let r = app
+        .patch_as(
+            &format!("/api/v1/me/passkeys/{passkey_id}"),
+            &user,
+            &json!({"name": "Desk key"}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/me/passkeys/{id}",
+        Some("mfa.passkey.rename"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_json("/api/v1/auth/passkey/begin", &json!({}))
+        .await;
+    // A challenge, not a change.
+    let begun = w.check("POST", "/api/v1/auth/passkey/begin", None, r).await;
+    let finish = json!({"challenge_id": begun["challenge_id"], "credential": authenticator.get(&begun["options"])});
+    let r = app.post_json("/api/v1/auth/passkey/finish", &finish).await;
+    w.check("POST", "/api/v1/auth/passkey/finish", Some("auth.login"), r)
+        .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "new@walk.test", "password": PASSWORD}),
+        )
+        .await;
+    let challenge = w
+        .check(
+            "POST",
+            "/api/v1/auth/login",
+            Some("auth.login.mfa_required"),
+            r,
+        )
+        .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/mfa/passkey/begin",
+            &json!({"mfa_token": challenge["mfa_token"]}),
+        )
+        .await;
+    // A challenge, not a change.
+    let begun = w
+        .check("POST", "/api/v1/auth/mfa/passkey/begin", None, r)
+        .await;
+    let finish = json!({"mfa_token": challenge["mfa_token"], "challenge_id": begun["challenge_id"], "credential": authenticator.get(&begun["options"])});
+    let r = app
+        .post_json("/api/v1/auth/mfa/passkey/finish", &finish)
+        .await;
+    let signed_in = w
+        .check(
+            "POST",
+            "/api/v1/auth/mfa/passkey/finish",
+            Some("auth.login"),
+            r,
+        )
+        .await;
+    let user = s(&signed_in["access_token"]);
+    let r = app
+        .delete_as(&format!("/api/v1/me/passkeys/{passkey_id}"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/me/passkeys/{id}",
+        Some("mfa.passkey.remove"),
+        r,
+    )
+    .await;
+
+    // A tenant and everything in it.
+    let r = app
+        .post_as(
+            "/api/v1/tenants",
+            &user,
+            &json!({"slug": "walk", "name": "Walk"}),
+        )
+        .await;
+    let tenant = w
+        .check("POST", "/api/v1/tenants", Some("tenant.create"), r)
+        .await;
+    let tenant_id = s(&tenant["id"]);
+    let t = "/api/v1/tenants/walk";
+    let r = app
+        .post_as("/api/v1/me/tenant", &user, &json!({"tenant": "walk"}))
+        .await;
+    let selected = w
+        .check("POST", "/api/v1/me/tenant", Some("auth.tenant.select"), r)
+        .await;
+    let user = match selected["access_token"].as_str() {
+        Some(token) => token.to_owned(),
+        None => user,
+    };
+    let r = app.patch_as(t, &user, &json!({"name": "Walk on"})).await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}",
+        Some("tenant.update"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("{t}/workspaces"),
+            &user,
+            &json!({"slug": "yard", "name": "Yard"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/workspaces",
+        Some("workspace.create"),
+        r,
+    )
+    .await;
+    let r = app
+        .patch_as(
+            &format!("{t}/workspaces/yard"),
+            &user,
+            &json!({"name": "Back yard"}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/workspaces/{workspace}",
+        Some("workspace.update"),
+        r,
+    )
+    .await;
+    let r = app.delete_as(&format!("{t}/workspaces/yard"), &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/workspaces/{workspace}",
+        Some("workspace.delete"),
+        r,
+    )
+    .await;
+
+    let r = app
+        .put_as(&format!("{t}/flags/beta"), &user, &json!({"value": true}))
+        .await;
+    w.check(
+        "PUT",
+        "/api/v1/tenants/{tenant}/flags/{key}",
+        Some("flag.set"),
+        r,
+    )
+    .await;
+    let r = app.delete_as(&format!("{t}/flags/beta"), &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/flags/{key}",
+        Some("flag.delete"),
+        r,
+    )
+    .await;
+    let r = app
+        .put_as(
+            "/api/v1/platform/flags/beta",
+            &root,
+            &json!({"value": true}),
+        )
+        .await;
+    w.check("PUT", "/api/v1/platform/flags/{key}", Some("flag.set"), r)
+        .await;
+    let r = app.delete_as("/api/v1/platform/flags/beta", &root).await;
+    w.check(
+        "DELETE",
+        "/api/v1/platform/flags/{key}",
+        Some("flag.delete"),
+        r,
+    )
+    .await;
+
+    let r = app
+        .post_as(
+            &format!("{t}/portals"),
+            &user,
+            &json!({"slug": "shop", "name": "Shop"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/portals",
+        Some("portal.create"),
+        r,
+    )
+    .await;
+    let r = app
+        .patch_as(
+            &format!("{t}/portals/shop"),
+            &user,
+            &json!({"name": "Store"}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/portals/{portal}",
+        Some("portal.update"),
+        r,
+    )
+    .await;
+    let r = app
+        .put_as(
+            &format!("{t}/portals/shop/flags/beta"),
+            &user,
+            &json!({"value": true}),
+        )
+        .await;
+    w.check(
+        "PUT",
+        "/api/v1/tenants/{tenant}/portals/{portal}/flags/{key}",
+        Some("flag.set"),
+        r,
+    )
+    .await;
+    let r = app
+        .delete_as(&format!("{t}/portals/shop/flags/beta"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/portals/{portal}/flags/{key}",
+        Some("flag.delete"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as("/api/v1/me/portal", &user, &json!({"portal": "shop"}))
+        .await;
+    w.check("POST", "/api/v1/me/portal", Some("auth.tenant.select"), r)
+        .await;
+    let r = app.delete_as(&format!("{t}/portals/shop"), &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/portals/{portal}",
+        Some("portal.delete"),
+        r,
+    )
+    .await;
+
+    let r = app
+        .post_as(
+            &format!("{t}/roles"),
+            &user,
+            &json!({"key": "auditor", "name": "Auditor", "permissions": ["tenant:read"]}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/roles",
+        Some("role.create"),
+        r,
+    )
+    .await;
+    let r = app
+        .patch_as(
+            &format!("{t}/roles/auditor"),
+            &user,
+            &json!({"name": "Auditors"}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/roles/{role}",
+        Some("role.update"),
+        r,
+    )
+    .await;
+    let matrix: Value = app
+        .get_as(&format!("{t}/roles/matrix"), &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .put_as(
+            &format!("{t}/roles/matrix"),
+            &user,
+            &json!({"version": matrix["version"], "roles": {"auditor": ["tenant:read", "members:read"]}}),
+        )
+        .await;
+    w.check(
+        "PUT",
+        "/api/v1/tenants/{tenant}/roles/matrix",
+        Some("role.matrix.update"),
+        r,
+    )
+    .await;
+    let r = app.delete_as(&format!("{t}/roles/auditor"), &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/roles/{role}",
+        Some("role.delete"),
+        r,
+    )
+    .await;
+
+    let policy_source = "forbid(principal, action, resource) when { context.hour > 24 };";
+    let r = app
+        .post_as(
+            &format!("{t}/policies/validate"),
+            &user,
+            &json!({"source": policy_source}),
+        )
+        .await;
+    // A dry run.
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/policies/validate",
+        None,
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("{t}/policies"),
+            &user,
+            &json!({"name": "no-test-net", "source": policy_source}),
+        )
+        .await;
+    let policy = w
+        .check(
+            "POST",
+            "/api/v1/tenants/{tenant}/policies",
+            Some("policy.create"),
+            r,
+        )
+        .await;
+    let policy_id = s(&policy["id"]);
+    let r = app
+        .patch_as(
+            &format!("{t}/policies/{policy_id}"),
+            &user,
+            &json!({"name": "no-doc-net"}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/policies/{policy}",
+        Some("policy.update"),
+        r,
+    )
+    .await;
+    let r = app
+        .delete_as(&format!("{t}/policies/{policy_id}"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/policies/{policy}",
+        Some("policy.delete"),
+        r,
+    )
+    .await;
+
+    let check = json!({"action": "tenant:read", "resource": {"tenant": "walk"}});
+    let r = app.post_as("/api/v1/authz/check", &user, &check).await;
+    // Decisions are reads (sent as POST for their bodies).
+    w.check("POST", "/api/v1/authz/check", None, r).await;
+    let r = app
+        .post_as(
+            "/api/v1/authz/check/batch",
+            &user,
+            &json!({"checks": [check]}),
+        )
+        .await;
+    w.check("POST", "/api/v1/authz/check/batch", None, r).await;
+
+    let r = app
+        .post_as(
+            "/api/v1/me/api-keys",
+            &user,
+            &json!({"name": "ci", "tenant": "walk", "permissions": ["tenant:read"]}),
+        )
+        .await;
+    let key = w
+        .check("POST", "/api/v1/me/api-keys", Some("api_key.create"), r)
+        .await;
+    let r = app
+        .delete_as(&format!("/api/v1/me/api-keys/{}", s(&key["id"])), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/me/api-keys/{id}",
+        Some("api_key.revoke"),
+        r,
+    )
+    .await;
+
+    // Members and invitations.
+    let r = app
+        .post_as(
+            &format!("{t}/invitations"),
+            &user,
+            &json!({"email": "guest@walk.test", "role": "member"}),
+        )
+        .await;
+    let invitation = w
+        .check(
+            "POST",
+            "/api/v1/tenants/{tenant}/invitations",
+            Some("member.invite"),
+            r,
+        )
+        .await;
+    let invitation_id = s(&invitation["id"]);
+    let r = app
+        .post_as(
+            &format!("{t}/invitations/{invitation_id}/resend"),
+            &user,
+            &json!({}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/invitations/{id}/resend",
+        Some("member.invite.resend"),
+        r,
+    )
+    .await;
+    let r = app
+        .delete_as(&format!("{t}/invitations/{invitation_id}"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/invitations/{id}",
+        Some("member.invite.revoke"),
+        r,
+    )
+    .await;
+
+    app.create_user("guest@walk.test", PASSWORD, true, &[])
+        .await;
+    let guest = app.access_token("guest@walk.test", PASSWORD).await;
+    app.post_as(
+        &format!("{t}/invitations"),
+        &user,
+        &json!({"email": "guest@walk.test", "role": "member"}),
+    )
+    .await;
+    let link = app.wait_for_link_token("guest@walk.test", "invite").await;
+    w.settle().await;
+    let r = app
+        .post_as(
+            "/api/v1/invitations/accept",
+            &guest,
+            &json!({"token": link}),
+        )
+        .await;
+    w.check("POST", "/api/v1/invitations/accept", Some("member.join"), r)
+        .await;
+    app.post_as(
+        &format!("{t}/invitations"),
+        &user,
+        &json!({"email": "fresh@walk.test", "role": "viewer"}),
+    )
+    .await;
+    let link = app.wait_for_link_token("fresh@walk.test", "invite").await;
+    w.settle().await;
+    let r = app
+        .post_json(
+            "/api/v1/invitations/accept-new",
+            &json!({"token": link, "password": PASSWORD}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/invitations/accept-new",
+        Some("member.join"),
+        r,
+    )
+    .await;
+    let guest_id = {
+        let mut conn = app.db.read().await.unwrap();
+        on!(conn.conn(), c => sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM users WHERE email_normalized = 'guest@walk.test'")
+            .fetch_one(c).await)
+        .unwrap()
+    };
+    let r = app
+        .patch_as(
+            &format!("{t}/members/{guest_id}"),
+            &user,
+            &json!({"roles": ["viewer"]}),
+        )
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/members/{user}",
+        Some("member.update"),
+        r,
+    )
+    .await;
+    let r = app
+        .delete_as(&format!("{t}/members/{guest_id}"), &user)
+        .await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/members/{user}",
+        Some("member.remove"),
+        r,
+    )
+    .await;
+
+    // The platform's hand.
+    let r = app
+        .post_as(
+            &format!("/api/v1/users/{guest_id}/sessions/revoke"),
+            &root,
+            &json!({}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/users/{id}/sessions/revoke",
+        Some("admin.user.sessions.revoke"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("/api/v1/users/{guest_id}/unlock"),
+            &root,
+            &json!({}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/users/{id}/unlock",
+        Some("admin.user.unlock"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{tenant_id}/suspend"),
+            &root,
+            &json!({"reason": "walk"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/platform/tenants/{id}/suspend",
+        Some("tenant.suspend"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{tenant_id}/reactivate"),
+            &root,
+            &json!({"reason": "walk"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/platform/tenants/{id}/reactivate",
+        Some("tenant.reactivate"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as("/api/v1/platform/audit/heads/sign", &root, &json!({}))
+        .await;
+    // Signing heads must not move them: a record would make every head unsigned again.
+    w.check("POST", "/api/v1/platform/audit/heads/sign", None, r)
+        .await;
+    let r = app.delete_as(&format!("{t}?confirm=walk"), &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}",
+        Some("tenant.delete.request"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{tenant_id}/restore"),
+            &root,
+            &json!({"reason": "walk"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/platform/tenants/{id}/restore",
+        Some("tenant.delete.cancel"),
+        r,
+    )
+    .await;
+
+    let r = app
+        .post_as("/api/v1/auth/logout-all", &user, &json!({}))
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/auth/logout-all",
+        Some("auth.logout_everywhere"),
+        r,
+    )
+    .await;
+
+    let mutating: BTreeSet<(String, String)> = app
+        .routes
+        .iter()
+        .filter(|r| matches!(r.kind, RouteKind::Api) && r.method != reqwest::Method::GET)
+        .map(|r| (r.method.to_string(), r.path.clone()))
+        .collect();
+    let unwalked: Vec<_> = mutating.difference(&w.covered).collect();
+    let unknown: Vec<_> = w.covered.difference(&mutating).collect();
+    assert!(
+        unwalked.is_empty() && unknown.is_empty(),
+        "routes the walk does not classify: {unwalked:?}; classified routes that do not exist: {unknown:?}"
+    );
+    assert!(
+        w.mismatches.is_empty(),
+        "{} of {} routes:\n{}",
+        w.mismatches.len(),
+        mutating.len(),
+        w.mismatches.join("\n")
+    );
+    app.stop().await;
+}
