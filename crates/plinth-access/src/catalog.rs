@@ -53,6 +53,24 @@ catalog! {
     16 => "policies:update", Tenant, "Create, change and delete attribute policies (owners only: a policy can restrict everyone)";
 }
 
+/// Whether refusing `key` to a member is worth an audit record: the permissions that
+/// administer the tenant (its settings, people, roles, policies, data and trail), whose
+/// refusals show a member probing beyond their role.
+pub fn is_sensitive(key: &str) -> bool {
+    matches!(
+        key,
+        "tenant:update"
+            | "tenant:delete"
+            | "tenant:export"
+            | "members:invite"
+            | "members:update"
+            | "members:remove"
+            | "audit:read"
+            | "roles:update"
+            | "policies:update"
+    )
+}
+
 /// Whether `key` names a permission of the catalog.
 pub fn is_known(key: &str) -> bool {
     index_of(key).is_some()

@@ -6,6 +6,6 @@ mod catalog;
 pub mod policy;
 mod set;
 
-pub use catalog::{CATALOG, PermissionDef, Scope, TenantRole, WorkspaceRole, is_known};
+pub use catalog::{CATALOG, PermissionDef, Scope, TenantRole, WorkspaceRole, is_known, is_sensitive};
 pub use policy::{PolicyError, PolicyOutcome, PolicyRequest, ResourceFacts, TenantPolicies};
 pub use set::PermissionSet;

@@ -68,6 +68,11 @@ pub const AUDIT_PRUNE: Action = Action::new(
     "audit.prune",
     "The chain's oldest records were pruned past their retention, under a signed checkpoint",
 );
+/// A member was refused a sensitive permission by their roles or a policy.
+pub const AUTHZ_DENIED: Action = Action::new(
+    "authz.denied",
+    "A member was refused a permission that administers the tenant (by their roles or a policy)",
+);
 /// An account was locked after repeated failed sign-ins.
 pub const AUTH_LOCKOUT: Action = Action::new("auth.lockout", "An account was locked after repeated failed sign-ins");
 /// A user signed in.
@@ -223,6 +228,7 @@ pub const ALL: &[Action] = &[
     AUTH_SIGNUP_EXISTING_ADDRESS,
     AUTH_TENANT_DROPPED,
     AUTH_TENANT_SELECT,
+    AUTHZ_DENIED,
     FLAG_DELETE,
     FLAG_SET,
     MEMBER_ADD,

@@ -117,6 +117,7 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
         while !prune_state.is_shutting_down() {
             tokio::time::sleep(PRUNE_INTERVAL).await;
             prune_state.identity.limits().prune();
+            prune_state.tenancy.prune_limits();
         }
     });
     Ok(())

@@ -252,6 +252,46 @@ impl Tenancy {
         Ok((Some(standing), Ok(grant)))
     }
 
+    /// Records, on the tenant's chain, a member refused a permission that administers the
+    /// tenant: at most one record a minute per member, tenant and permission, so refused
+    /// requests cannot be turned into a flood of writes. A record that cannot be written
+    /// is logged; the refusal stands either way.
+    async fn record_refusal(&self, standing: &Standing, actor: &Actor, permission: &'static str, refusal: &Refusal) {
+        let reason = match refusal {
+            Refusal::NotGranted => "not granted by the member's roles".to_owned(),
+            Refusal::Policy { policy, why } => format!("denied by policy {policy}: {why}"),
+            _ => return,
+        };
+        let Some(user) = actor.user_id() else { return };
+        if !plinth_access::is_sensitive(permission)
+            || self
+                .refusal_records
+                .check_key(&(user, standing.tenant, permission))
+                .is_err()
+        {
+            return;
+        }
+        let scope = TenantScope::authorized(standing.tenant, actor.clone());
+        let written = async {
+            let mut tx = scope.begin(&self.db).await?;
+            plinth_audit::append(
+                &mut tx,
+                actor,
+                plinth_audit::AuditEntry::new(plinth_audit::action::AUTHZ_DENIED)
+                    .tenant(standing.tenant)
+                    .target("permission", permission)
+                    .outcome(plinth_audit::Outcome::Denied)
+                    .reason(reason),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<(), TenancyError>(())
+        };
+        if let Err(error) = written.await {
+            tracing::error!(%error, tenant = %standing.tenant, permission, "recording a refused permission");
+        }
+    }
+
     /// Authorises `user` for `permission` in the tenant named by `tenant` (id or slug).
     /// A tenant the user is not an active member of is "not found", whether or not it
     /// exists.
@@ -271,6 +311,9 @@ impl Tenancy {
         let (standing, verdict) = self
             .evaluate(user, tenant, Intent::Permission(permission), &facts)
             .await?;
+        if let (Some(standing), Err(refusal)) = (&standing, &verdict) {
+            self.record_refusal(standing, &actor, permission, refusal).await;
+        }
         let grant = verdict.map_err(Refusal::into_error)?;
         let standing = standing.ok_or(TenancyError::NotFound)?;
         Ok(TenantContext {

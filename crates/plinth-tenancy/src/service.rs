@@ -23,7 +23,11 @@ pub struct Tenancy {
     pub(crate) db: Db,
     pub(crate) policy_cache: crate::policies::PolicyCache,
     pub(crate) audit_retention: plinth_audit::RetentionBounds,
+    /// One audit record a minute per member, tenant and refused permission.
+    pub(crate) refusal_records: std::sync::Arc<RefusalLimiter>,
 }
+
+pub(crate) type RefusalLimiter = governor::DefaultKeyedRateLimiter<(UserId, TenantId, &'static str)>;
 
 /// Who asks for a new tenant, and what the platform allows them.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +61,15 @@ impl Tenancy {
             db,
             policy_cache: crate::policies::PolicyCache::new(),
             audit_retention: plinth_audit::RetentionBounds::default(),
+            refusal_records: std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::MIN,
+            ))),
         }
+    }
+
+    /// Forgets refusal-record limits that have lapsed (call now and then).
+    pub fn prune_limits(&self) {
+        self.refusal_records.retain_recent();
     }
 
     /// The platform's bounds on how long tenants keep audit records.

@@ -14,6 +14,7 @@ backend_tests!(
     exports_stream_every_record_and_verify_offline,
     signed_heads_catch_a_chain_rewritten_and_recomputed,
     pruning_keeps_a_chain_provable_through_its_signed_checkpoint,
+    a_member_refused_an_administrative_permission_is_recorded_once_a_minute,
 );
 
 async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestDatabase) {
@@ -771,5 +772,94 @@ async fn pruning_keeps_a_chain_provable_through_its_signed_checkpoint(db: TestDa
     let report = verify_report(&app, &owner, "aging").await;
     assert_eq!(report["first_break"]["kind"], "deleted", "{report}");
     assert_eq!(report["first_break"]["expected_seq"], 5);
+    app.stop().await;
+}
+
+/// Refusals that show a member reaching beyond their role are on the tenant's record
+/// (once a minute per member and permission: refused requests cost no flood of writes);
+/// ordinary refusals and outsiders, who learn nothing of the tenant, leave none.
+async fn a_member_refused_an_administrative_permission_is_recorded_once_a_minute(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    app.create_user("owner@probe.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@probe.test", PASSWORD).await;
+    let tenant_id = app.create_tenant(&owner, "probe").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let viewer = app
+        .create_user("viewer@probe.test", PASSWORD, true, &[])
+        .await;
+    app.add_member(&tenant_id, viewer, "viewer").await;
+    let viewer_token = app.access_token("viewer@probe.test", PASSWORD).await;
+    app.create_user("outsider@probe.test", PASSWORD, true, &[])
+        .await;
+    let outsider = app.access_token("outsider@probe.test", PASSWORD).await;
+
+    for _ in 0..3 {
+        assert_eq!(
+            app.get_as("/api/v1/tenants/probe/audit", &viewer_token)
+                .await
+                .status(),
+            403
+        );
+    }
+    let renamed = app
+        .patch_as(
+            "/api/v1/tenants/probe",
+            &viewer_token,
+            &json!({"name": "Mine"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 403);
+    let workspace = app
+        .post_as(
+            "/api/v1/tenants/probe/workspaces",
+            &viewer_token,
+            &json!({"slug": "mine", "name": "Mine"}),
+        )
+        .await;
+    assert_eq!(workspace.status(), 403, "an ordinary permission");
+    assert_eq!(
+        app.get_as("/api/v1/tenants/probe/audit", &outsider)
+            .await
+            .status(),
+        404
+    );
+
+    let denied: serde_json::Value = app
+        .get_as("/api/v1/tenants/probe/audit?action=authz.denied", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut refused: Vec<(&str, &str, &str)> = denied["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["target_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["actor_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    refused.sort_unstable();
+    let viewer = viewer.to_string();
+    assert_eq!(
+        refused,
+        [
+            ("audit:read", "denied", viewer.as_str()),
+            ("tenant:update", "denied", viewer.as_str())
+        ],
+        "{denied}"
+    );
+    assert_eq!(
+        denied["items"][0]["reason"], "not granted by the member's roles",
+        "{denied}"
+    );
+    let report = verify_report(&app, &owner, "probe").await;
+    assert_eq!(report["first_break"], serde_json::Value::Null, "{report}");
     app.stop().await;
 }
