@@ -45,6 +45,32 @@ impl Action {
     }
 }
 
+/// The catalogue as an OpenAPI schema (`AuditAction`): a string, one of the names, each
+/// explained in the description; records and filters reference it.
+impl utoipa::PartialSchema for Action {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let meanings: Vec<String> = ALL
+            .iter()
+            .map(|a| format!("- `{}`: {}", a.name, a.description))
+            .collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!(
+                "What an audit record says happened, from the catalogue:\n{}",
+                meanings.join("\n")
+            )))
+            .enum_values(Some(ALL.iter().map(|a| a.name)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Action {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("AuditAction")
+    }
+}
+
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)

@@ -45,6 +45,7 @@ pub struct AuditRecord {
     pub actor_id: Option<uuid::Uuid>,
     /// The platform administrator acting as `actor_id`, when one was.
     pub impersonator_id: Option<uuid::Uuid>,
+    #[schema(value_type = crate::action::Action)]
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,

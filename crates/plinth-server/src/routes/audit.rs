@@ -310,6 +310,7 @@ pub async fn sign_heads(State(state): State<AppState>) -> Result<Json<SignedCoun
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionView {
+    #[schema(value_type = Action)]
     name: &'static str,
     description: &'static str,
 }
