@@ -20,6 +20,16 @@ use crate::support::TestApp;
 
 backend_tests!(every_change_writes_exactly_one_audit_record_with_its_action);
 
+#[derive(sqlx::FromRow)]
+struct Recorded {
+    chain: String,
+    seq: i64,
+    action: String,
+    request_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
 /// The walk: what each request recorded, against what it should have.
 struct Walk<'a> {
     app: &'a TestApp,
@@ -40,27 +50,33 @@ impl<'a> Walk<'a> {
             .records()
             .await
             .into_iter()
-            .map(|(c, s, _)| (c, s))
+            .map(|r| (r.chain, r.seq))
             .collect();
         walk
     }
 
-    async fn records(&self) -> Vec<(String, i64, String)> {
+    async fn records(&self) -> Vec<Recorded> {
         let mut conn = self.app.db.read().await.unwrap();
-        on!(conn.conn(), c => sqlx::query_as("SELECT chain, seq, action FROM audit_log ORDER BY chain, seq")
-            .fetch_all(c).await)
+        on!(conn.conn(), c => sqlx::query_as(
+            "SELECT chain, seq, action, request_id, ip, user_agent FROM audit_log ORDER BY chain, seq"
+        ).fetch_all(c).await)
         .unwrap()
     }
 
-    /// The records written since the last step, by action (forgotten afterwards).
-    async fn new_actions(&mut self) -> Vec<String> {
+    /// The records written since the last step (forgotten afterwards): their actions, and
+    /// whether each carries the request it came from (its id, address and user agent).
+    async fn new_actions(&mut self) -> (Vec<String>, bool) {
         let mut added = Vec::new();
-        for (chain, seq, action) in self.records().await {
-            if self.recorded.insert((chain, seq)) {
-                added.push(action);
+        let mut with_context = true;
+        for record in self.records().await {
+            if self.recorded.insert((record.chain, record.seq)) {
+                with_context &= record.request_id.is_some()
+                    && record.ip.is_some()
+                    && record.user_agent.is_some();
+                added.push(record.action);
             }
         }
-        added
+        (added, with_context)
     }
 
     /// Records what a setup request (not under test) wrote, so the next step starts clean.
@@ -81,7 +97,12 @@ impl<'a> Walk<'a> {
             .insert((method.to_owned(), template.to_owned()));
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let added = self.new_actions().await;
+        let (added, with_context) = self.new_actions().await;
+        if !with_context {
+            self.mismatches.push(format!(
+                "{method} {template}: a record lacks the request id, address or user agent"
+            ));
+        }
         if !status.is_success() {
             self.mismatches
                 .push(format!("{method} {template}: answered {status}: {body}"));

@@ -328,6 +328,7 @@ impl TestAppBuilder {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .user_agent("plinth-tests")
                 .build()
                 .unwrap(),
             state,
