@@ -22,22 +22,22 @@ backend_tests!(
 );
 
 /// A browser: its own cookie jar, no automatic redirects, so every hop is visible.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: reqwest::Client,
     jar: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     location: Option<String>,
     set_cookies: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Page {
     /// The value of the first hidden field `name` in the page.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
@@ -57,11 +57,12 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             base: app.base.clone(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .user_agent("Mozilla/5.0 (plinth-tests)")
                 .build()
                 .unwrap(),
             jar: BTreeMap::new(),
@@ -112,12 +113,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
-    async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let request = self
             .client
             .post(format!("{}{path}", self.base))
@@ -126,7 +127,7 @@ impl Browser {
     }
 
     /// Opens the sign-in page and submits it; returns the answer to the submission.
-    async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Page {
         let form = self.get("/console/sign-in").await;
         assert_eq!(form.status, 200);
         let csrf = form.field("csrf_token");
@@ -143,7 +144,7 @@ impl Browser {
     }
 
     /// The CSRF token of this browser's session, as the console's pages carry it.
-    async fn csrf(&mut self) -> String {
+    pub(crate) async fn csrf(&mut self) -> String {
         let page = self.get("/console/account/sessions").await;
         assert_eq!(page.status, 200);
         page.field("csrf_token")

@@ -14,11 +14,15 @@ use plinth_testkit::{TestDatabase, backend_tests};
 use serde_json::{Value, json};
 
 use crate::auth::PASSWORD;
+use crate::console::{Browser, Page};
 use crate::mfa::{code, start_login};
 use crate::passkeys::SoftAuthenticator;
 use crate::support::TestApp;
 
-backend_tests!(every_change_writes_exactly_one_audit_record_with_its_action);
+backend_tests!(
+    every_change_writes_exactly_one_audit_record_with_its_action,
+    every_console_change_writes_exactly_one_audit_record,
+);
 
 #[derive(sqlx::FromRow)]
 struct Recorded {
@@ -93,20 +97,56 @@ impl<'a> Walk<'a> {
         expected: Option<&str>,
         response: reqwest::Response,
     ) -> Value {
-        self.covered
-            .insert((method.to_owned(), template.to_owned()));
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        self.verdict(
+            method,
+            template,
+            expected,
+            status
+                .is_success()
+                .then_some(())
+                .ok_or_else(|| format!("answered {status}: {body}")),
+        )
+        .await;
+        body
+    }
+
+    /// Checks that a console `page` (answering `method` `template`) succeeded (a page or a
+    /// redirect) and recorded exactly `expected`.
+    async fn check_page(
+        &mut self,
+        method: &str,
+        template: &str,
+        expected: Option<&str>,
+        page: &Page,
+    ) {
+        let ok = matches!(page.status, 200 | 303);
+        let outcome = ok
+            .then_some(())
+            .ok_or_else(|| format!("answered {}: {}", page.status, page.body));
+        self.verdict(method, template, expected, outcome).await;
+    }
+
+    async fn verdict(
+        &mut self,
+        method: &str,
+        template: &str,
+        expected: Option<&str>,
+        outcome: Result<(), String>,
+    ) {
+        self.covered
+            .insert((method.to_owned(), template.to_owned()));
         let (added, with_context) = self.new_actions().await;
         if !with_context {
             self.mismatches.push(format!(
                 "{method} {template}: a record lacks the request id, address or user agent"
             ));
         }
-        if !status.is_success() {
+        if let Err(failure) = outcome {
             self.mismatches
-                .push(format!("{method} {template}: answered {status}: {body}"));
-            return body;
+                .push(format!("{method} {template}: {failure}"));
+            return;
         }
         let wanted: Vec<String> = expected.map(str::to_owned).into_iter().collect();
         if added != wanted {
@@ -114,7 +154,31 @@ impl<'a> Walk<'a> {
                 "{method} {template}: recorded {added:?}, expected {wanted:?}"
             ));
         }
-        body
+    }
+
+    /// Asserts that the walk classified exactly the routes of `kind` with a changing method,
+    /// and that each recorded what it should.
+    fn finish(self, kind: RouteKind) {
+        let mutating: BTreeSet<(String, String)> = self
+            .app
+            .routes
+            .iter()
+            .filter(|r| r.kind == kind && r.method != reqwest::Method::GET)
+            .map(|r| (r.method.to_string(), r.path.clone()))
+            .collect();
+        let unwalked: Vec<_> = mutating.difference(&self.covered).collect();
+        let unknown: Vec<_> = self.covered.difference(&mutating).collect();
+        assert!(
+            unwalked.is_empty() && unknown.is_empty(),
+            "routes the walk does not classify: {unwalked:?}; classified routes that do not exist: {unknown:?}"
+        );
+        assert!(
+            self.mismatches.is_empty(),
+            "{} of {} routes:\n{}",
+            self.mismatches.len(),
+            mutating.len(),
+            self.mismatches.join("\n")
+        );
     }
 }
 
@@ -987,24 +1051,90 @@ async fn every_change_writes_exactly_one_audit_record_with_its_action(db: TestDa
     )
     .await;
 
-    let mutating: BTreeSet<(String, String)> = app
-        .routes
+    w.finish(RouteKind::Api);
+    app.stop().await;
+}
+
+/// The same walk over the server-rendered pages that change something: the first-run form
+/// and the console's sign-in, second step, sign-out and session revocation.
+async fn every_console_change_writes_exactly_one_audit_record(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let mut w = Walk::new(&app).await;
+    let mut browser = Browser::new(&app);
+    let token = app.setup_token().await;
+    let done = browser
+        .post_form(
+            "/setup",
+            &[
+                ("token", token.as_str()),
+                ("email", "root@pages.test"),
+                ("display_name", "Root"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    w.check_page("POST", "/setup", Some("platform.superadmin.create"), &done)
+        .await;
+
+    let signed_in = browser
+        .sign_in("root@pages.test", PASSWORD, "/console")
+        .await;
+    w.check_page("POST", "/console/sign-in", Some("auth.login"), &signed_in)
+        .await;
+    let mut phone = Browser::new(&app);
+    phone.sign_in("root@pages.test", PASSWORD, "/console").await;
+    w.settle().await;
+    let sessions: Value =
+        serde_json::from_str(&phone.get("/api/v1/me/sessions").await.body).unwrap();
+    let phone_session = sessions["items"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|r| matches!(r.kind, RouteKind::Api) && r.method != reqwest::Method::GET)
-        .map(|r| (r.method.to_string(), r.path.clone()))
-        .collect();
-    let unwalked: Vec<_> = mutating.difference(&w.covered).collect();
-    let unknown: Vec<_> = w.covered.difference(&mutating).collect();
-    assert!(
-        unwalked.is_empty() && unknown.is_empty(),
-        "routes the walk does not classify: {unwalked:?}; classified routes that do not exist: {unknown:?}"
-    );
-    assert!(
-        w.mismatches.is_empty(),
-        "{} of {} routes:\n{}",
-        w.mismatches.len(),
-        mutating.len(),
-        w.mismatches.join("\n")
-    );
+        .find(|s| s["current"] == true)
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let csrf = browser.csrf().await;
+    let revoked = browser
+        .post_form(
+            &format!("/console/account/sessions/{phone_session}/revoke"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/sessions/{id}/revoke",
+        Some("auth.session.revoke"),
+        &revoked,
+    )
+    .await;
+    let out = browser
+        .post_form("/console/sign-out", &[("csrf_token", &csrf)])
+        .await;
+    w.check_page("POST", "/console/sign-out", Some("auth.logout"), &out)
+        .await;
+
+    let api = app.access_token("root@pages.test", PASSWORD).await;
+    let (secret, _) = crate::mfa::enrol_totp(&app, &api).await;
+    w.settle().await;
+    let mut browser = Browser::new(&app);
+    let step = browser
+        .sign_in("root@pages.test", PASSWORD, "/console")
+        .await;
+    w.settle().await;
+    let second = browser
+        .post_form(
+            "/console/sign-in/mfa",
+            &[
+                ("csrf_token", &step.field("csrf_token")),
+                ("mfa_token", &step.field("mfa_token")),
+                ("code", &code(&secret, 1)),
+                ("next", "/console"),
+            ],
+        )
+        .await;
+    w.check_page("POST", "/console/sign-in/mfa", Some("auth.login"), &second)
+        .await;
+    w.finish(RouteKind::Page);
     app.stop().await;
 }
