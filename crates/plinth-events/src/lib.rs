@@ -2,15 +2,18 @@
 //! transaction as the change and its audit record, so an acknowledged change always has
 //! its event and a rolled-back one never does. Delivery reads the outbox afterwards.
 
+pub mod catalog;
+
 use plinth_core::{Actor, EventId, TenantId, Timestamp};
 use plinth_store::{StoreResult, Tx, exec};
 use serde_json::Value;
 
-/// An event about to be recorded.
+pub use catalog::{Event, EventType};
+
+/// An event about to be recorded: a payload of the catalogue, with its tenant and subject.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    /// Dotted type, e.g. `tenant.created`; its data schema is versioned per type.
-    pub event_type: &'static str,
+    pub event_type: EventType,
     pub tenant: Option<TenantId>,
     /// What the event is about, e.g. `user/0190…`.
     pub subject: Option<String>,
@@ -18,12 +21,13 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(event_type: &'static str, data: Value) -> Self {
+    pub fn of<E: Event>(payload: &E) -> Self {
         Self {
-            event_type,
+            event_type: E::TYPE,
             tenant: None,
             subject: None,
-            data,
+            // A payload of plain fields always serialises.
+            data: serde_json::to_value(payload).unwrap_or(Value::Null),
         }
     }
 
@@ -42,12 +46,13 @@ impl NewEvent {
 pub async fn enqueue(tx: &mut Tx, actor: &Actor, event: NewEvent) -> StoreResult<EventId> {
     let id = EventId::new();
     exec!(tx.conn(), c => sqlx::query(
-        "INSERT INTO outbox (id, tenant_id, event_type, subject, data, actor_kind, actor_id, request_id, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO outbox (id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     )
     .bind(id)
     .bind(event.tenant)
-    .bind(event.event_type)
+    .bind(event.event_type.name)
+    .bind(i64::from(event.event_type.version))
     .bind(&event.subject)
     .bind(sqlx::types::Json(&event.data))
     .bind(actor.kind.as_str())

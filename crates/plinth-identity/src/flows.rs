@@ -4,6 +4,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Timestamp, UserId};
 use plinth_events::NewEvent;
+use plinth_events::catalog::UserCreated;
 use plinth_store::{exec, on};
 use secrecy::{ExposeSecret, SecretString};
 use time::Duration;
@@ -114,8 +115,11 @@ impl Identity {
         plinth_events::enqueue(
             &mut tx,
             &actor,
-            NewEvent::new("user.created", serde_json::json!({"user_id": user.id, "via": "signup"}))
-                .subject("user", user.id),
+            NewEvent::of(&UserCreated {
+                user_id: user.id.0,
+                via: "signup".into(),
+            })
+            .subject("user", user.id),
         )
         .await?;
         tx.commit().await?;

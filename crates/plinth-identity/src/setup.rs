@@ -5,6 +5,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors};
 use plinth_events::NewEvent;
+use plinth_events::catalog::UserCreated;
 use plinth_store::Db;
 use secrecy::{ExposeSecret, SecretString};
 use time::Duration;
@@ -165,10 +166,10 @@ impl Setup {
         plinth_events::enqueue(
             &mut tx,
             &actor,
-            NewEvent::new(
-                "user.created",
-                serde_json::json!({"user_id": user.id, "platform_roles": ["super-admin"]}),
-            )
+            NewEvent::of(&UserCreated {
+                user_id: user.id.0,
+                via: "setup".into(),
+            })
             .subject("user", user.id),
         )
         .await?;

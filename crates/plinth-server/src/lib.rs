@@ -41,7 +41,7 @@ use crate::problem::{Problem, ProblemKind};
         license(name = "Apache-2.0"),
     ),
     components(schemas(problem::ProblemDocument, plinth_core::FieldError)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &EventSchemas),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "setup", description = "First-run creation of the super-admin"),
@@ -58,6 +58,7 @@ use crate::problem::{Problem, ProblemKind};
         (name = "flags", description = "Feature flags per platform, tenant and portal"),
         (name = "access", description = "Permissions, roles, the role matrix and permission checks"),
         (name = "audit", description = "The tamper-evident audit trail: the catalogue of actions, reading and verifying chains"),
+        (name = "events", description = "The catalogue of events and the schemas of their payloads"),
     )
 )]
 struct ApiDoc;
@@ -78,6 +79,19 @@ impl utoipa::Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Publishes the payload schema of every event type (named as `GET /api/v1/events/types`
+/// says), whether or not an operation returns it.
+struct EventSchemas;
+
+impl utoipa::Modify for EventSchemas {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in plinth_events::catalog::schemas() {
+            components.schemas.insert(name, schema);
+        }
     }
 }
 

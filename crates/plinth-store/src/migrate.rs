@@ -53,6 +53,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_audit_query"),
     migration!(11, "0011_audit_heads", postgres = "0011_audit_heads"),
     migration!(12, "0012_audit_retention", postgres = "0012_audit_retention"),
+    migration!(13, "0013_event_versions"),
 ];
 
 impl Migration {

@@ -4,6 +4,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, TenantId, Timestamp};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{TenantDeletionRequested, TenantPurged, TenantRestored};
 use plinth_store::{Tx, exec, on};
 use serde::Serialize;
 use time::Duration;
@@ -59,9 +60,12 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new("tenant.deletion_requested", changes)
-                .tenant(scope.tenant())
-                .subject("tenant", scope.tenant()),
+            NewEvent::of(&TenantDeletionRequested {
+                tenant_id: scope.tenant().0,
+                purge_after,
+            })
+            .tenant(scope.tenant())
+            .subject("tenant", scope.tenant()),
         )
         .await?;
         tx.commit().await?;
@@ -98,7 +102,7 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             actor,
-            NewEvent::new("tenant.restored", serde_json::json!({"tenant_id": tenant}))
+            NewEvent::of(&TenantRestored { tenant_id: tenant.0 })
                 .tenant(tenant)
                 .subject("tenant", tenant),
         )
@@ -177,7 +181,10 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             actor,
-            NewEvent::new("tenant.purged", serde_json::json!({"tenant_id": tenant, "slug": slug})),
+            NewEvent::of(&TenantPurged {
+                tenant_id: tenant.0,
+                slug: slug.clone(),
+            }),
         )
         .await?;
         tx.commit().await?;

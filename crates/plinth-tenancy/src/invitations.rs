@@ -5,6 +5,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{MemberInvited, MemberJoined};
 use plinth_identity::mail::{self, EmailKind};
 use plinth_identity::{
     Email, NewUser, OneTimePurpose, OneTimeTokens, PasswordHasher, PasswordPolicy, TokenSubject, User, Users,
@@ -131,9 +132,12 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new("member.invited", serde_json::json!({"invitation_id": id, "role": role}))
-                .tenant(scope.tenant())
-                .subject("invitation", id),
+            NewEvent::of(&MemberInvited {
+                invitation_id: id,
+                role: role.to_owned(),
+            })
+            .tenant(scope.tenant())
+            .subject("invitation", id),
         )
         .await?;
         tx.commit().await?;
@@ -299,10 +303,10 @@ impl Tenancy {
         plinth_events::enqueue(
             tx,
             actor,
-            NewEvent::new(
-                "member.joined",
-                serde_json::json!({"user_id": user, "role": pending.role}),
-            )
+            NewEvent::of(&MemberJoined {
+                user_id: user.0,
+                roles: vec![pending.role.clone()],
+            })
             .tenant(pending.tenant_id)
             .subject("user", user),
         )

@@ -3,6 +3,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, TenantId, Timestamp};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{TenantReactivated, TenantSuspended, TenantTrialExpired};
 use plinth_store::{exec, on};
 
 use crate::error::{TenancyError, TenancyResult};
@@ -65,8 +66,17 @@ impl Tenancy {
                  updated_at = $3 WHERE id = $4"
         ).bind(to.as_str()).bind(&reason).bind(Timestamp::now()).bind(tenant).execute(c).await)?;
         let (action, event) = match to {
-            TenantStatus::Suspended => (plinth_audit::action::TENANT_SUSPEND, "tenant.suspended"),
-            _ => (plinth_audit::action::TENANT_REACTIVATE, "tenant.reactivated"),
+            TenantStatus::Suspended => (
+                plinth_audit::action::TENANT_SUSPEND,
+                NewEvent::of(&TenantSuspended {
+                    tenant_id: tenant.0,
+                    reason: reason.clone(),
+                }),
+            ),
+            _ => (
+                plinth_audit::action::TENANT_REACTIVATE,
+                NewEvent::of(&TenantReactivated { tenant_id: tenant.0 }),
+            ),
         };
         let changes = serde_json::json!({"status": {"before": from.as_str(), "after": to.as_str()}});
         plinth_audit::append(
@@ -79,12 +89,7 @@ impl Tenancy {
                 .reason(reason),
         )
         .await?;
-        plinth_events::enqueue(
-            &mut tx,
-            actor,
-            NewEvent::new(event, changes).tenant(tenant).subject("tenant", tenant),
-        )
-        .await?;
+        plinth_events::enqueue(&mut tx, actor, event.tenant(tenant).subject("tenant", tenant)).await?;
         tx.commit().await?;
         self.get(tenant).await
     }
@@ -111,7 +116,7 @@ impl Tenancy {
             plinth_events::enqueue(
                 &mut tx,
                 &actor,
-                NewEvent::new("tenant.trial_expired", changes)
+                NewEvent::of(&TenantTrialExpired { tenant_id: tenant.0 })
                     .tenant(*tenant)
                     .subject("tenant", tenant),
             )

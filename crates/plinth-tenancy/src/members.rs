@@ -5,6 +5,7 @@ use plinth_access::{PermissionSet, TenantRole};
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Page, PageRequest, Timestamp, UserId};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{MemberJoined, MemberRemoved, MemberUpdated};
 use plinth_store::{exec, on};
 use serde::{Deserialize, Serialize};
 
@@ -195,10 +196,11 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new(
-                "member.updated",
-                serde_json::json!({"user_id": member, "roles": role_list(&new_roles), "status": new_status}),
-            )
+            NewEvent::of(&MemberUpdated {
+                user_id: member.0,
+                roles: role_list(&new_roles),
+                status: new_status.clone(),
+            })
             .tenant(scope.tenant())
             .subject("user", member),
         )
@@ -244,7 +246,7 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new("member.removed", serde_json::json!({"user_id": member}))
+            NewEvent::of(&MemberRemoved { user_id: member.0 })
                 .tenant(scope.tenant())
                 .subject("user", member),
         )
@@ -329,9 +331,12 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             actor,
-            NewEvent::new("member.joined", serde_json::json!({"user_id": user, "roles": roles}))
-                .tenant(tenant)
-                .subject("user", user),
+            NewEvent::of(&MemberJoined {
+                user_id: user.0,
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            })
+            .tenant(tenant)
+            .subject("user", user),
         )
         .await?;
         tx.commit().await?;

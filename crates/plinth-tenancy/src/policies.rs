@@ -10,6 +10,7 @@ use plinth_access::{PolicyOutcome, PolicyRequest, ResourceFacts, TenantPolicies}
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{PolicyCreated, PolicyDeleted, PolicyUpdated};
 use plinth_store::{Conn, StoreError, Tx, exec, on};
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +198,7 @@ impl Tenancy {
             &mut tx,
             scope,
             plinth_audit::action::POLICY_CREATE,
-            "policy.created",
+            NewEvent::of(&PolicyCreated { policy_id: id }),
             id,
             changes,
         )
@@ -257,7 +258,7 @@ impl Tenancy {
             &mut tx,
             scope,
             plinth_audit::action::POLICY_UPDATE,
-            "policy.updated",
+            NewEvent::of(&PolicyUpdated { policy_id: id }),
             id,
             changes,
         )
@@ -288,7 +289,7 @@ impl Tenancy {
             &mut tx,
             scope,
             plinth_audit::action::POLICY_DELETE,
-            "policy.deleted",
+            NewEvent::of(&PolicyDeleted { policy_id: id }),
             id,
             changes,
         )
@@ -377,7 +378,7 @@ async fn record(
     tx: &mut Tx,
     scope: &TenantScope,
     action: plinth_audit::action::Action,
-    event: &'static str,
+    event: NewEvent,
     id: uuid::Uuid,
     changes: serde_json::Value,
 ) -> TenancyResult<()> {
@@ -392,13 +393,6 @@ async fn record(
             .changes(changes),
     )
     .await?;
-    plinth_events::enqueue(
-        tx,
-        scope.actor(),
-        NewEvent::new(event, serde_json::json!({"policy_id": id}))
-            .tenant(scope.tenant())
-            .subject("policy", id),
-    )
-    .await?;
+    plinth_events::enqueue(tx, scope.actor(), event.tenant(scope.tenant()).subject("policy", id)).await?;
     Ok(())
 }

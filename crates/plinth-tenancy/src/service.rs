@@ -4,6 +4,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{Actor, FieldErrors, Page, PageRequest, TenantId, Timestamp, UserId};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{TenantCreated, TenantUpdated};
 use plinth_store::{Db, StoreError, exec, on};
 use serde::Serialize;
 use time::Duration;
@@ -187,9 +188,16 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             actor,
-            NewEvent::new("tenant.created", changes)
-                .tenant(id)
-                .subject("tenant", id),
+            NewEvent::of(&TenantCreated {
+                tenant_id: id.0,
+                slug: slug.as_str().to_owned(),
+                name: new.name.trim().to_owned(),
+                owner_id: new.owner.0,
+                status: status.as_str().to_owned(),
+                isolation: new.isolation.as_str().to_owned(),
+            })
+            .tenant(id)
+            .subject("tenant", id),
         )
         .await?;
         tx.commit().await?;
@@ -269,9 +277,11 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new("tenant.updated", serde_json::json!({"tenant_id": scope.tenant()}))
-                .tenant(scope.tenant())
-                .subject("tenant", scope.tenant()),
+            NewEvent::of(&TenantUpdated {
+                tenant_id: scope.tenant().0,
+            })
+            .tenant(scope.tenant())
+            .subject("tenant", scope.tenant()),
         )
         .await?;
         tx.commit().await?;

@@ -4,6 +4,7 @@
 use plinth_audit::AuditEntry;
 use plinth_core::{FieldErrors, Page, PageRequest, Timestamp};
 use plinth_events::NewEvent;
+use plinth_events::catalog::{WorkspaceCreated, WorkspaceDeleted};
 use plinth_store::{StoreError, Tx, exec, on};
 use serde::Serialize;
 
@@ -113,10 +114,10 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new(
-                "workspace.created",
-                serde_json::json!({"workspace_id": workspace.id, "slug": workspace.slug}),
-            )
+            NewEvent::of(&WorkspaceCreated {
+                workspace_id: workspace.id,
+                slug: workspace.slug.clone(),
+            })
             .tenant(scope.tenant())
             .subject("workspace", workspace.id),
         )
@@ -166,9 +167,11 @@ impl Tenancy {
         plinth_events::enqueue(
             &mut tx,
             scope.actor(),
-            NewEvent::new("workspace.deleted", serde_json::json!({"workspace_id": workspace.id}))
-                .tenant(scope.tenant())
-                .subject("workspace", workspace.id),
+            NewEvent::of(&WorkspaceDeleted {
+                workspace_id: workspace.id,
+            })
+            .tenant(scope.tenant())
+            .subject("workspace", workspace.id),
         )
         .await?;
         tx.commit().await?;

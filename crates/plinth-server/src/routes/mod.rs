@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod flags;
 pub mod health;
 pub mod invitations;
@@ -142,6 +143,7 @@ pub fn register(routes: Routes) -> Routes {
         .api(PlatformAdmin, routes!(audit::heads))
         .api(PlatformOperator, routes!(audit::sign_heads))
         .api(User, routes!(audit::actions))
+        .api(User, routes!(events::types))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))

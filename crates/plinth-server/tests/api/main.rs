@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod console;
+mod events;
 mod export;
 mod flows;
 mod health;

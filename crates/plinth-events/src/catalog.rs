@@ -1,0 +1,178 @@
+//! The catalogue of events: every kind Plinth publishes, each a payload type with its name,
+//! the version of its payload and what it means. Events are enqueued from these types only
+//! ([`enqueue`](crate::enqueue) takes an [`Event`]), so every payload has one shape, whose
+//! JSON Schema the OpenAPI document publishes under the type's name.
+//!
+//! A payload names what changed by id and carries the facts a subscriber needs to act
+//! without reading back; it never carries a secret. A change to a payload's shape that a
+//! subscriber could trip on is a new version.
+
+use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+
+/// One kind of event: a dotted name (`tenant.created`), the version of its payload, and
+/// what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EventType {
+    pub name: &'static str,
+    pub version: u32,
+    pub description: &'static str,
+    /// The payload's schema in the OpenAPI document's components.
+    pub schema: &'static str,
+}
+
+/// A payload of the catalogue.
+pub trait Event: Serialize {
+    const TYPE: EventType;
+}
+
+macro_rules! catalogue {
+    ($(
+        $(#[$doc:meta])*
+        $payload:ident = $name:literal, version $version:literal: $description:literal {
+            $($(#[$field_doc:meta])* $field:ident: $field_type:ty,)*
+        }
+    )+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+            pub struct $payload {
+                $($(#[$field_doc])* pub $field: $field_type,)*
+            }
+
+            impl Event for $payload {
+                const TYPE: EventType = EventType {
+                    name: $name,
+                    version: $version,
+                    description: $description,
+                    schema: stringify!($payload),
+                };
+            }
+        )+
+
+        /// Every event type, by name.
+        pub const ALL: &[EventType] = &[$(<$payload as Event>::TYPE,)+];
+
+        /// The JSON Schema of every payload, named as [`EventType::schema`] says.
+        pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
+            vec![$((stringify!($payload).to_owned(), <$payload as utoipa::PartialSchema>::schema()),)+]
+        }
+    };
+}
+
+catalogue! {
+    /// Someone was invited.
+    MemberInvited = "member.invited", version 1: "An invitation into the tenant was sent" {
+        invitation_id: uuid::Uuid,
+        /// The role the invitation grants.
+        role: String,
+    }
+    /// A member joined through an invitation.
+    MemberJoined = "member.joined", version 1: "A person joined the tenant (an invitation was accepted)" {
+        user_id: uuid::Uuid,
+        /// The roles they joined with.
+        roles: Vec<String>,
+    }
+    /// A member left or was removed.
+    MemberRemoved = "member.removed", version 1: "A member was removed from the tenant" {
+        user_id: uuid::Uuid,
+    }
+    /// A member's roles or status changed.
+    MemberUpdated = "member.updated", version 1: "A member's roles or status changed" {
+        user_id: uuid::Uuid,
+        roles: Vec<String>,
+        /// `active` or `suspended`.
+        status: String,
+    }
+    /// An attribute policy was created.
+    PolicyCreated = "policy.created", version 1: "An attribute policy was created" {
+        policy_id: uuid::Uuid,
+    }
+    /// An attribute policy was deleted.
+    PolicyDeleted = "policy.deleted", version 1: "An attribute policy was deleted" {
+        policy_id: uuid::Uuid,
+    }
+    /// An attribute policy was changed.
+    PolicyUpdated = "policy.updated", version 1: "An attribute policy was changed (its source, name or state)" {
+        policy_id: uuid::Uuid,
+    }
+    /// A tenant was created.
+    TenantCreated = "tenant.created", version 1: "A tenant was created" {
+        tenant_id: uuid::Uuid,
+        slug: String,
+        name: String,
+        owner_id: uuid::Uuid,
+        /// `active`, or `trial` when it starts with a trial.
+        status: String,
+        /// `pool` (shared tables) or `silo` (a database of its own).
+        isolation: String,
+    }
+    /// A tenant's deletion was requested.
+    TenantDeletionRequested = "tenant.deletion_requested", version 1: "A tenant's deletion was requested; it is purged after the grace period unless restored" {
+        tenant_id: uuid::Uuid,
+        /// When the tenant's data is purged.
+        #[schema(value_type = String, format = DateTime)]
+        purge_after: plinth_core::Timestamp,
+    }
+    /// A tenant was purged.
+    TenantPurged = "tenant.purged", version 1: "A tenant and all its data were purged after the grace period" {
+        tenant_id: uuid::Uuid,
+        slug: String,
+    }
+    /// A tenant was reactivated.
+    TenantReactivated = "tenant.reactivated", version 1: "A suspended or expired tenant was reactivated" {
+        tenant_id: uuid::Uuid,
+    }
+    /// A tenant's deletion was taken back.
+    TenantRestored = "tenant.restored", version 1: "A tenant's deletion was taken back during the grace period" {
+        tenant_id: uuid::Uuid,
+    }
+    /// A tenant was suspended.
+    TenantSuspended = "tenant.suspended", version 1: "A tenant was suspended by the platform" {
+        tenant_id: uuid::Uuid,
+        reason: String,
+    }
+    /// A tenant's trial ran out.
+    TenantTrialExpired = "tenant.trial_expired", version 1: "A tenant's trial expired; its owners keep read access" {
+        tenant_id: uuid::Uuid,
+    }
+    /// A tenant's name, settings or branding changed.
+    TenantUpdated = "tenant.updated", version 1: "A tenant's name, settings or branding changed" {
+        tenant_id: uuid::Uuid,
+    }
+    /// An account was created.
+    UserCreated = "user.created", version 1: "An account was created (sign-up, or the first administrator at setup)" {
+        user_id: uuid::Uuid,
+        /// `signup` or `setup`.
+        via: String,
+    }
+    /// A workspace was created.
+    WorkspaceCreated = "workspace.created", version 1: "A workspace was created" {
+        workspace_id: uuid::Uuid,
+        slug: String,
+    }
+    /// A workspace was deleted.
+    WorkspaceDeleted = "workspace.deleted", version 1: "A workspace was deleted" {
+        workspace_id: uuid::Uuid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_sorted_and_dotted() {
+        let names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "the catalogue is listed once each, by name");
+        for event in ALL {
+            assert!(event.name.contains('.') && event.version >= 1, "{event:?}");
+            assert!(!event.description.is_empty());
+        }
+        assert_eq!(schemas().len(), ALL.len());
+    }
+}

@@ -1,0 +1,74 @@
+//! The event catalogue as subscribers see it: every type listed with the schema of its
+//! payload, and the events written for real changes shaped as those schemas say.
+
+use std::collections::BTreeSet;
+
+use plinth_store::on;
+use plinth_testkit::{TestDatabase, backend_tests};
+use serde_json::{Value, json};
+
+use crate::auth::PASSWORD;
+use crate::support::TestApp;
+
+backend_tests!(every_event_type_is_published_with_its_schema_and_events_follow_it);
+
+fn properties(schema: &Value) -> BTreeSet<String> {
+    schema["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn every_event_type_is_published_with_its_schema_and_events_follow_it(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    app.create_user("owner@events.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@events.test", PASSWORD).await;
+    let types: Vec<Value> = app
+        .get_as("/api/v1/events/types", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let spec: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let schemas = &spec["components"]["schemas"];
+    assert!(types.len() >= 18, "{types:?}");
+    for event in &types {
+        let schema = &schemas[event["schema"].as_str().unwrap()];
+        assert!(!properties(schema).is_empty(), "no schema for {event}");
+        assert!(event["version"].as_u64().unwrap() >= 1);
+    }
+
+    let tenant = app.create_tenant(&owner, "events").await;
+    let created = app
+        .post_as(
+            "/api/v1/tenants/events/workspaces",
+            &owner,
+            &json!({"slug": "north", "name": "North"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let mut conn = app.db.read().await.unwrap();
+    let rows: Vec<(String, i64, String)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT event_type, event_version, CAST(data AS TEXT) FROM outbox WHERE tenant_id = $1 ORDER BY seq"
+    ).bind(uuid::Uuid::parse_str(tenant["id"].as_str().unwrap()).unwrap()).fetch_all(c).await)
+    .unwrap();
+    drop(conn);
+    let written: Vec<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(written, ["tenant.created", "workspace.created"]);
+    for (event_type, version, data) in &rows {
+        let listed = types
+            .iter()
+            .find(|t| t["name"] == event_type.as_str())
+            .unwrap();
+        assert_eq!(listed["version"].as_i64(), Some(*version));
+        let data: Value = serde_json::from_str(data).unwrap();
+        let keys: BTreeSet<String> = data.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            properties(&schemas[listed["schema"].as_str().unwrap()]),
+            "{event_type}: {data}"
+        );
+    }
+    app.stop().await;
+}
