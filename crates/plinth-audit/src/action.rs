@@ -94,10 +94,10 @@ pub const AUDIT_PRUNE: Action = Action::new(
     "audit.prune",
     "The chain's oldest records were pruned past their retention, under a signed checkpoint",
 );
-/// A member was refused a sensitive permission by their roles or a policy.
+/// An administrative action was refused for lack of a permission or platform role.
 pub const AUTHZ_DENIED: Action = Action::new(
     "authz.denied",
-    "A member was refused a permission that administers the tenant (by their roles or a policy)",
+    "An administrative action was refused: a member lacking a permission that administers the tenant (by their roles or a policy), or a user lacking the platform role a route needs",
 );
 /// An account was locked after repeated failed sign-ins.
 pub const AUTH_LOCKOUT: Action = Action::new("auth.lockout", "An account was locked after repeated failed sign-ins");

@@ -609,6 +609,38 @@ impl Identity {
 }
 
 impl Identity {
+    /// Records, on the platform chain, a signed-in user refused a platform route for lack
+    /// of the role: at most once a minute per user and route, so refused requests cannot
+    /// become a flood of writes. A record that cannot be written is logged; the refusal
+    /// stands either way.
+    pub async fn record_platform_refusal(&self, actor: &Actor, route: &str, reason: &str) {
+        let Some(user) = actor.user_id() else { return };
+        if self
+            .limits()
+            .check(Flow::RefusalRecord, None, Some(&format!("{user} {route}")))
+            .is_err()
+        {
+            return;
+        }
+        let written = async {
+            let mut tx = self.inner.db.begin().await?;
+            plinth_audit::append(
+                &mut tx,
+                actor,
+                AuditEntry::new(plinth_audit::action::AUTHZ_DENIED)
+                    .target("route", route)
+                    .outcome(plinth_audit::Outcome::Denied)
+                    .reason(reason),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<(), IdentityError>(())
+        };
+        if let Err(error) = written.await {
+            tracing::error!(%error, route, "recording a refused platform route");
+        }
+    }
+
     /// Binds the caller's session to `tenant` (already authorised by tenancy) and returns
     /// an access token carrying it; refreshed tokens keep it.
     pub async fn select_tenant(

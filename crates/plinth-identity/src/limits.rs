@@ -40,6 +40,8 @@ pub enum Flow {
     VerificationResend,
     /// Proving presence again for a sensitive change (current password, a code).
     Reauth,
+    /// Recording a refused platform route: once a minute per user and route.
+    RefusalRecord,
 }
 
 struct Limiter {
@@ -55,6 +57,7 @@ pub struct Limits {
     mfa: Arc<Limiter>,
     verification_resend: Arc<Limiter>,
     reauth: Arc<Limiter>,
+    refusal_record: Arc<Limiter>,
 }
 
 fn limiter(per_window: u32, window: Duration) -> Arc<Limiter> {
@@ -81,6 +84,7 @@ impl Limits {
             verification_resend: limiter(3, Duration::from_secs(60 * 60)),
             // A re-authentication guesses a password or a code like a sign-in does.
             reauth: limiter(settings.login, settings.window),
+            refusal_record: limiter(1, Duration::from_secs(60)),
         }
     }
 
@@ -92,6 +96,7 @@ impl Limits {
             Flow::Mfa => &self.mfa,
             Flow::VerificationResend => &self.verification_resend,
             Flow::Reauth => &self.reauth,
+            Flow::RefusalRecord => &self.refusal_record,
         }
     }
 
@@ -128,6 +133,7 @@ impl Limits {
             &self.mfa,
             &self.verification_resend,
             &self.reauth,
+            &self.refusal_record,
         ] {
             limiter.by_ip.retain_recent();
             limiter.by_account.retain_recent();

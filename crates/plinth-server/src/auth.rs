@@ -41,8 +41,25 @@ pub async fn guard(
         RouteKind::Page => console::refusal(problem, request.uri()),
         RouteKind::Api | RouteKind::Operations => problem.into_response(),
     };
-    let principal = match authorize(&state, access, kind, request.method(), request.headers()).await
-    {
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        );
+    let asked = Asked {
+        method: request.method(),
+        headers: request.headers(),
+        context: &context,
+        route: &route,
+    };
+    let principal = match authorize(&state, access, kind, asked).await {
         Ok(principal) => principal,
         Err(problem) => return refuse(problem, &request),
     };
@@ -148,14 +165,31 @@ async fn authenticate(
     Ok(principal)
 }
 
+/// What a request asks of the guard.
+struct Asked<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    context: &'a RequestContext,
+    /// The route's template, e.g. `/api/v1/users/{id}/unlock`.
+    route: &'a str,
+}
+
 async fn authorize(
     state: &AppState,
     access: Access,
     kind: RouteKind,
-    method: &Method,
-    headers: &HeaderMap,
+    asked: Asked<'_>,
 ) -> Result<Principal, Problem> {
-    let principal = authenticate(state, kind, method, headers).await?;
+    let principal = authenticate(state, kind, asked.method, asked.headers).await?;
+    // A platform route refused for lack of the role is on the platform's record.
+    let refuse_role = |reason: &'static str| async move {
+        let actor = asked.context.actor().with_user(principal.user);
+        state
+            .identity
+            .record_platform_refusal(&actor, asked.route, reason)
+            .await;
+        Problem::new(ProblemKind::Forbidden, reason)
+    };
     if principal.api_key.is_some() && !matches!(access, Access::Tenant(_)) {
         return Err(Problem::new(
             ProblemKind::Forbidden,
@@ -172,10 +206,7 @@ async fn authorize(
         }
         Access::PlatformAdmin | Access::PlatformOperator => {
             if !principal.platform_admin {
-                return Err(Problem::new(
-                    ProblemKind::Forbidden,
-                    "this needs a platform administrator",
-                ));
+                return Err(refuse_role("this needs a platform administrator").await);
             }
             if let Some(reason) = restriction {
                 return Err(Problem::new(ProblemKind::Forbidden, reason));
@@ -183,10 +214,9 @@ async fn authorize(
             if access == Access::PlatformOperator
                 && !state.identity.operates_tenants(&principal).await?
             {
-                return Err(Problem::new(
-                    ProblemKind::Forbidden,
-                    "this needs a super-admin, ops-admin or billing-admin",
-                ));
+                return Err(
+                    refuse_role("this needs a super-admin, ops-admin or billing-admin").await,
+                );
             }
         }
     }

@@ -15,6 +15,7 @@ backend_tests!(
     signed_heads_catch_a_chain_rewritten_and_recomputed,
     pruning_keeps_a_chain_provable_through_its_signed_checkpoint,
     a_member_refused_an_administrative_permission_is_recorded_once_a_minute,
+    a_user_refused_a_platform_route_is_recorded_once_a_minute,
 );
 
 async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestDatabase) {
@@ -861,5 +862,66 @@ async fn a_member_refused_an_administrative_permission_is_recorded_once_a_minute
     );
     let report = verify_report(&app, &owner, "probe").await;
     assert_eq!(report["first_break"], serde_json::Value::Null, "{report}");
+    app.stop().await;
+}
+
+/// A user without the platform role a route needs is refused and, once a minute per
+/// route, recorded on the platform chain with the route's template.
+async fn a_user_refused_a_platform_route_is_recorded_once_a_minute(db: TestDatabase) {
+    use plinth_identity::PlatformRole;
+    let app = TestApp::on(db)
+        .with("require_admin_mfa", false)
+        .spawn()
+        .await;
+    let user = app
+        .create_user("curious@platform.test", PASSWORD, true, &[])
+        .await;
+    let curious = app.access_token("curious@platform.test", PASSWORD).await;
+    let support = app
+        .create_user(
+            "support@platform.test",
+            PASSWORD,
+            true,
+            &[PlatformRole::Support],
+        )
+        .await;
+    let support_token = app.access_token("support@platform.test", PASSWORD).await;
+    for _ in 0..3 {
+        let refused = app
+            .post_as("/api/v1/platform/audit/heads/sign", &curious, &json!({}))
+            .await;
+        assert_eq!(refused.status(), 403);
+    }
+    let target = uuid::Uuid::now_v7();
+    let refused = app
+        .post_as(
+            &format!("/api/v1/platform/tenants/{target}/suspend"),
+            &support_token,
+            &json!({"reason": "curiosity"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let mut conn = app.db.read().await.unwrap();
+    let mut denied: Vec<(uuid::Uuid, String, String)> = plinth_store::on!(conn.conn(), c => sqlx::query_as(
+        "SELECT actor_id, target_id, outcome FROM audit_log WHERE chain = 'platform' AND action = 'authz.denied'"
+    ).fetch_all(c).await)
+    .unwrap();
+    drop(conn);
+    denied.sort_unstable();
+    let mut expected = vec![
+        (
+            user.0,
+            "/api/v1/platform/audit/heads/sign".to_owned(),
+            "denied".to_owned(),
+        ),
+        (
+            support.0,
+            "/api/v1/platform/tenants/{id}/suspend".to_owned(),
+            "denied".to_owned(),
+        ),
+    ];
+    expected.sort_unstable();
+    assert_eq!(denied, expected);
     app.stop().await;
 }
