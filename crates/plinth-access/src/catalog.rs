@@ -51,6 +51,7 @@ catalog! {
     14 => "roles:update", Tenant, "Create, change and delete custom roles (never beyond one's own permissions)";
     15 => "policies:read", Tenant, "See the tenant's attribute policies";
     16 => "policies:update", Tenant, "Create, change and delete attribute policies (owners only: a policy can restrict everyone)";
+    17 => "events:read", Tenant, "Read the tenant's recent events, as integrations receive them";
 }
 
 /// Whether refusing `key` to a member is worth an audit record: the permissions that
@@ -127,6 +128,7 @@ impl TenantRole {
                 "roles:update",
                 "policies:read",
                 "policies:update",
+                "events:read",
             ],
             TenantRole::Admin => &[
                 "tenant:read",
@@ -143,6 +145,7 @@ impl TenantRole {
                 "roles:read",
                 "roles:update",
                 "policies:read",
+                "events:read",
             ],
             TenantRole::Member => &["tenant:read", "members:read", "workspaces:read", "workspaces:create"],
             TenantRole::Viewer => &["tenant:read", "members:read", "workspaces:read"],

@@ -3,12 +3,14 @@
 //! its event and a rolled-back one never does. Delivery reads the outbox afterwards.
 
 pub mod catalog;
+mod list;
 
 use plinth_core::{Actor, EventId, TenantId, Timestamp};
 use plinth_store::{StoreResult, Tx, exec};
 use serde_json::Value;
 
 pub use catalog::{Event, EventType};
+pub use list::{EventView, list, matching_types};
 
 /// An event about to be recorded: a payload of the catalogue, with its tenant and subject.
 #[derive(Debug, Clone)]

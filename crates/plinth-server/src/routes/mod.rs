@@ -144,6 +144,7 @@ pub fn register(routes: Routes) -> Routes {
         .api(PlatformOperator, routes!(audit::sign_heads))
         .api(User, routes!(audit::actions))
         .api(User, routes!(events::types))
+        .api(Tenant("events:read"), routes!(events::list))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))
