@@ -34,14 +34,7 @@ impl Action {
     /// The actions a filter names: `member.*` gives every action under `member.`, any
     /// other text the one action of that name. `None` when nothing matches.
     pub fn matching(filter: &str) -> Option<Vec<Action>> {
-        let found: Vec<Action> = match filter.strip_suffix('*') {
-            Some(prefix) if prefix.ends_with('.') => {
-                ALL.iter().copied().filter(|a| a.name.starts_with(prefix)).collect()
-            }
-            Some(_) => Vec::new(),
-            None => Action::parse(filter).into_iter().collect(),
-        };
-        (!found.is_empty()).then_some(found)
+        plinth_core::catalogue::matching(ALL, |a| a.name, filter)
     }
 }
 

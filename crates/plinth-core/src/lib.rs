@@ -1,6 +1,7 @@
 //! Shared vocabulary of Plinth: identifiers, timestamps, configuration, the tenant
 //! scope and pagination. Nothing here performs I/O.
 
+pub mod catalogue;
 pub mod config;
 pub mod id;
 pub mod page;

@@ -37,12 +37,8 @@ pub struct EventView {
 /// The event types a filter names: an exact name, or every name under a prefix ending in
 /// `.*` (`member.*`). `None` when the catalogue has no such type.
 pub fn matching_types(filter: &str) -> Option<Vec<&'static str>> {
-    let found: Vec<&'static str> = match filter.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with('.') => ALL.iter().map(|t| t.name).filter(|n| n.starts_with(prefix)).collect(),
-        Some(_) => Vec::new(),
-        None => ALL.iter().map(|t| t.name).filter(|n| *n == filter).collect(),
-    };
-    (!found.is_empty()).then_some(found)
+    let types = plinth_core::catalogue::matching(ALL, |t| t.name, filter)?;
+    Some(types.into_iter().map(|t| t.name).collect())
 }
 
 /// A page of `tenant`'s events of `types` (all when `None`), newest first.
