@@ -41,23 +41,11 @@ pub async fn guard(
         RouteKind::Page => console::refusal(problem, request.uri()),
         RouteKind::Api | RouteKind::Operations => problem.into_response(),
     };
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(
-            || request.uri().path().to_owned(),
-            |p| p.as_str().to_owned(),
-        );
     let asked = Asked {
         method: request.method(),
         headers: request.headers(),
-        context: &context,
-        route: &route,
+        extensions: request.extensions(),
+        uri: request.uri(),
     };
     let principal = match authorize(&state, access, kind, asked).await {
         Ok(principal) => principal,
@@ -165,13 +153,12 @@ async fn authenticate(
     Ok(principal)
 }
 
-/// What a request asks of the guard.
+/// What a request asks of the guard (its parts that may be held across an await).
 struct Asked<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
-    context: &'a RequestContext,
-    /// The route's template, e.g. `/api/v1/users/{id}/unlock`.
-    route: &'a str,
+    extensions: &'a axum::http::Extensions,
+    uri: &'a axum::http::Uri,
 }
 
 async fn authorize(
@@ -182,11 +169,21 @@ async fn authorize(
 ) -> Result<Principal, Problem> {
     let principal = authenticate(state, kind, asked.method, asked.headers).await?;
     // A platform route refused for lack of the role is on the platform's record.
+    // Only a refusal reads the request context and the route's template.
     let refuse_role = |reason: &'static str| async move {
-        let actor = asked.context.actor().with_user(principal.user);
+        let context = asked
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_default();
+        let route = asked
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| asked.uri.path(), |p| p.as_str());
+        let actor = context.actor().with_user(principal.user);
         state
             .identity
-            .record_platform_refusal(&actor, asked.route, reason)
+            .record_platform_refusal(&actor, route, reason)
             .await;
         Problem::new(ProblemKind::Forbidden, reason)
     };

@@ -100,17 +100,3 @@ impl Tenancy {
         plinth_audit::export_stream(open, chain, filter, format)
     }
 }
-
-impl Tenancy {
-    /// A page of the tenant's recent events of `types` (all when `None`), newest first;
-    /// read inside the scope, so row-level security confines it on PostgreSQL.
-    pub async fn events(
-        &self,
-        scope: &TenantScope,
-        types: Option<&[&'static str]>,
-        page: &PageRequest,
-    ) -> TenancyResult<Page<plinth_events::EventView>> {
-        let mut read = scope.read(&self.db).await?;
-        Ok(plinth_events::list(read.conn(), scope.tenant(), types, page).await?)
-    }
-}

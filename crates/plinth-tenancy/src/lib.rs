@@ -7,6 +7,7 @@ mod audit;
 mod authorize;
 mod deletion;
 mod error;
+mod events;
 mod export;
 mod flags;
 mod invitations;

@@ -143,6 +143,19 @@ impl Browser {
         .await
     }
 
+    /// The id of this browser's session, as its sessions list marks it current.
+    pub(crate) async fn session_id(&mut self) -> String {
+        let sessions: serde_json::Value =
+            serde_json::from_str(&self.get("/api/v1/me/sessions").await.body).unwrap();
+        sessions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == true)
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    }
+
     /// The CSRF token of this browser's session, as the console's pages carry it.
     pub(crate) async fn csrf(&mut self) -> String {
         let page = self.get("/console/account/sessions").await;
@@ -390,17 +403,7 @@ async fn signing_out_or_revoking_ends_the_cookie_session(db: TestDatabase) {
     );
 
     // The laptop ends the phone's session from its sessions page.
-    let sessions: serde_json::Value =
-        serde_json::from_str(&phone.get("/api/v1/me/sessions").await.body).unwrap();
-    let phone_session = sessions["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let phone_session = phone.session_id().await;
     let csrf = laptop.csrf().await;
     let ended = laptop
         .post_form(

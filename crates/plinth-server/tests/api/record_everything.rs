@@ -1085,15 +1085,7 @@ async fn every_console_change_writes_exactly_one_audit_record(db: TestDatabase) 
     let mut phone = Browser::new(&app);
     phone.sign_in("root@pages.test", PASSWORD, "/console").await;
     w.settle().await;
-    let sessions: Value =
-        serde_json::from_str(&phone.get("/api/v1/me/sessions").await.body).unwrap();
-    let phone_session = sessions["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == true)
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .unwrap();
+    let phone_session = phone.session_id().await;
     let csrf = browser.csrf().await;
     let revoked = browser
         .post_form(
