@@ -1,8 +1,10 @@
 //! Events. A state change writes its event into the outbox table inside the same
 //! transaction as the change and its audit record, so an acknowledged change always has
-//! its event and a rolled-back one never does. Delivery reads the outbox afterwards.
+//! its event and a rolled-back one never does. The [`dispatch`]er publishes the outbox
+//! afterwards.
 
 pub mod catalog;
+pub mod dispatch;
 mod list;
 
 use plinth_core::{Actor, EventId, TenantId, Timestamp};
@@ -10,6 +12,7 @@ use plinth_store::{StoreResult, Tx, exec};
 use serde_json::Value;
 
 pub use catalog::{Event, EventType};
+pub use dispatch::{Bus, DispatchError, OutboxLag, Sink};
 pub use list::{EventView, list, matching_types};
 
 /// An event about to be recorded: a payload of the catalogue, with its tenant and subject.
@@ -62,5 +65,6 @@ pub async fn enqueue(tx: &mut Tx, actor: &Actor, event: NewEvent) -> StoreResult
     .bind(&actor.request_id)
     .bind(Timestamp::now())
     .execute(c).await)?;
+    tx.wrote_events();
     Ok(id)
 }

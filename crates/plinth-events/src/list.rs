@@ -14,6 +14,8 @@ pub struct EventView {
     pub seq: i64,
     /// Its id: subscribers drop a second delivery of the same id.
     pub id: uuid::Uuid,
+    /// The tenant it happened in (none: a platform event).
+    pub tenant_id: Option<uuid::Uuid>,
     #[sqlx(rename = "event_type")]
     #[serde(rename = "type")]
     pub event_type: String,
@@ -62,7 +64,7 @@ pub async fn list(
         None => String::new(),
     };
     let sql = format!(
-        "SELECT seq, id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at
+        "SELECT seq, id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at
          FROM outbox WHERE tenant_id = $1 AND seq < $2{type_filter} ORDER BY seq DESC LIMIT $3"
     );
     let rows: Vec<EventView> = on!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -16,6 +16,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::Notify;
 
 use crate::error::{StoreError, StoreResult};
 
@@ -75,6 +76,8 @@ struct Inner {
     /// PostgreSQL: the login role bypasses row-level security, so tenant scopes drop to
     /// the tenant role (see `row_security`).
     tenant_role: bool,
+    /// Signalled when a transaction that wrote events commits.
+    outbox: Arc<Notify>,
 }
 
 enum Pools {
@@ -106,7 +109,13 @@ impl std::fmt::Debug for Db {
 }
 
 /// A write transaction. Dropping it without `commit` rolls back.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    outbox: Arc<Notify>,
+    wrote_events: bool,
+}
+
+enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -125,24 +134,33 @@ pub enum Conn<'c> {
 
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(tx),
-            Tx::Postgres(tx) => Conn::Postgres(tx),
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => Conn::Sqlite(tx),
+            TxInner::Postgres(tx) => Conn::Postgres(tx),
         }
     }
 
+    /// Marks that this transaction wrote to the outbox: committing it wakes this process's
+    /// event dispatcher at once instead of at its next poll.
+    pub fn wrote_events(&mut self) {
+        self.wrote_events = true;
+    }
+
     pub async fn commit(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
+        if self.wrote_events {
+            self.outbox.notify_one();
         }
         Ok(())
     }
 
     pub async fn rollback(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(tx) => tx.rollback().await?,
-            Tx::Postgres(tx) => tx.rollback().await?,
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback().await?,
+            TxInner::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
     }
@@ -269,6 +287,7 @@ impl Db {
                 pools: Pools::Sqlite { writer, reader, path },
                 display,
                 tenant_role: false,
+                outbox: Arc::default(),
             }),
         })
     }
@@ -299,6 +318,7 @@ impl Db {
                 pools: Pools::Postgres { pool },
                 display: redact_url(&url),
                 tenant_role,
+                outbox: Arc::default(),
             }),
         })
     }
@@ -326,10 +346,25 @@ impl Db {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so another process writing cannot deadlock it halfway.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(begin_detached(writer, "BEGIN IMMEDIATE").await?),
-            Pools::Postgres { pool } => Tx::Postgres(begin_detached(pool, "BEGIN").await?),
-        })
+        let inner = match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => TxInner::Sqlite(begin_detached(writer, "BEGIN IMMEDIATE").await?),
+            Pools::Postgres { pool } => TxInner::Postgres(begin_detached(pool, "BEGIN").await?),
+        };
+        Ok(self.tx(inner))
+    }
+
+    fn tx(&self, inner: TxInner) -> Tx {
+        Tx {
+            inner,
+            outbox: self.inner.outbox.clone(),
+            wrote_events: false,
+        }
+    }
+
+    /// Wakes when a transaction of this process that wrote events has committed (a permit
+    /// is kept when nobody waits, so a commit between two waits is not missed).
+    pub fn outbox_committed(&self) -> Arc<Notify> {
+        self.inner.outbox.clone()
     }
 
     /// A write transaction in `tenant`'s scope. On PostgreSQL, row-level security then
@@ -337,7 +372,7 @@ impl Db {
     /// tenant filter of each query).
     pub async fn begin_scoped(&self, tenant: plinth_core::TenantId) -> StoreResult<Tx> {
         let mut tx = self.begin().await?;
-        if let Tx::Postgres(t) = &mut tx {
+        if let TxInner::Postgres(t) = &mut tx.inner {
             bind_tenant(t, tenant, self.inner.tenant_role).await?;
         }
         Ok(tx)
@@ -350,7 +385,7 @@ impl Db {
             Pools::Postgres { pool } => {
                 let mut tx = begin_detached(pool, "BEGIN READ ONLY").await?;
                 bind_tenant(&mut tx, tenant, self.inner.tenant_role).await?;
-                ScopedRead::Tx(Tx::Postgres(tx))
+                ScopedRead::Tx(self.tx(TxInner::Postgres(tx)))
             }
         })
     }
