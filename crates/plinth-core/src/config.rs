@@ -247,6 +247,14 @@ settings! {
     audit_retention_min_days: u32 = "30", env "PLINTH_AUDIT_RETENTION_MIN_DAYS";
     /// The longest audit retention a tenant may choose, in days.
     audit_retention_max_days: u32 = "3650", env "PLINTH_AUDIT_RETENTION_MAX_DAYS";
+    /// Hours published events stay in the outbox: how far back `Last-Event-ID` can resume a live stream and the tenant's event list reaches.
+    events_retention_hours: u32 = "72", env "PLINTH_EVENTS_RETENTION_HOURS";
+    /// Seconds the oldest unpublished event may wait before `/readyz` reports the outbox stuck.
+    events_stuck_after_secs: u32 = "60", env "PLINTH_EVENTS_STUCK_AFTER_SECS";
+    /// Live event streams (`GET /api/v1/events/stream`) open at once per tenant on this server; one more is answered 429.
+    events_streams_per_tenant: u32 = "50", env "PLINTH_EVENTS_STREAMS_PER_TENANT";
+    /// Events a live stream may fall behind before it is ended with `event: overflow`.
+    events_stream_buffer: u32 = "1024", env "PLINTH_EVENTS_STREAM_BUFFER";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,6 +437,12 @@ impl Config {
                     self.audit_retention_min_days, self.audit_retention_days, self.audit_retention_max_days
                 ),
             ));
+        }
+        if self.events_retention_hours == 0 {
+            return Err(invalid("events_retention_hours", "must be at least 1".into()));
+        }
+        if self.events_stream_buffer == 0 || self.events_stream_buffer > 1_000_000 {
+            return Err(invalid("events_stream_buffer", "must be between 1 and 1000000".into()));
         }
         // A deployment that asks for the JetStream bus must not start believing it has
         // one: events stay in the database outbox until the bus is built.

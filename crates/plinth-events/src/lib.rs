@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod dispatch;
 mod list;
+pub mod stream;
 
 use plinth_core::{Actor, EventId, TenantId, Timestamp};
 use plinth_store::{StoreResult, Tx, exec};
@@ -14,6 +15,7 @@ use serde_json::Value;
 pub use catalog::{Event, EventType};
 pub use dispatch::{Bus, DispatchError, OutboxLag, Sink};
 pub use list::{EventView, list, matching_types};
+pub use stream::{Live, StreamLimit, StreamPermit};
 
 /// An event about to be recorded: a payload of the catalogue, with its tenant and subject.
 #[derive(Debug, Clone)]

@@ -63,7 +63,33 @@ pub async fn guard(
     next.run(request).await
 }
 
-/// Resolves the `{tenant}` of the path and authorises the caller inside it.
+/// The tenant a route without `{tenant}` in its path works in: `?tenant=` (id or slug),
+/// else the tenant the token was issued for (or the API key's one tenant).
+fn selected_tenant(principal: &Principal, uri: &axum::http::Uri) -> Result<String, Problem> {
+    let named = uri.query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "tenant")
+            .map(|(_, value)| value.into_owned())
+    });
+    named
+        .or_else(|| principal.tenant.map(|t| t.to_string()))
+        .or_else(|| {
+            principal
+                .api_key
+                .as_ref()
+                .map(|grant| grant.tenant.to_string())
+        })
+        .ok_or_else(|| {
+            Problem::validation(plinth_core::FieldErrors::single(
+                "tenant",
+                "required",
+                "name the tenant with ?tenant=, or use a token issued for one",
+            ))
+        })
+}
+
+/// Resolves the tenant of the request (the `{tenant}` of the path, else the one the
+/// caller selected) and authorises the caller inside it.
 async fn tenant_context(
     state: &AppState,
     principal: &Principal,
@@ -74,11 +100,10 @@ async fn tenant_context(
         .extract_parts::<RawPathParams>()
         .await
         .map_err(|_| Problem::new(ProblemKind::MalformedRequest, "invalid path parameters"))?;
-    let tenant = params
-        .iter()
-        .find(|(name, _)| *name == "tenant")
-        .map(|(_, value)| value.to_owned())
-        .ok_or_else(|| Problem::internal(&"a tenant route without a {tenant} parameter"))?;
+    let tenant = match params.iter().find(|(name, _)| *name == "tenant") {
+        Some((_, value)) => value.to_owned(),
+        None => selected_tenant(principal, request.uri())?,
+    };
     let context = request
         .extensions()
         .get::<RequestContext>()

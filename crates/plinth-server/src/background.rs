@@ -1,6 +1,7 @@
 //! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
 //! spent credentials, expiring trials, verifying the audit chains, pruning audit records
-//! past their retention, and pruning rate-limiter memory.
+//! past their retention, publishing events and pruning published ones, and pruning
+//! rate-limiter memory.
 
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ const AUDIT_VERIFY_INTERVAL: Duration = Duration::from_secs(60);
 /// Every this many incremental passes, one full pass re-reads every chain from its start.
 const AUDIT_PASSES_PER_FULL: u32 = 24 * 60;
 const AUDIT_HEADS_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// How often the dispatcher looks for events no commit of this process announced (those
+/// of a process that stopped before publishing them).
+const EVENTS_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const EVENTS_PRUNE_BATCH: u32 = 10_000;
 
 /// Starts the background tasks. They stop when the server starts shutting down.
 pub fn spawn(state: &AppState) -> Result<(), String> {
@@ -112,15 +117,56 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
         }
     });
 
+    spawn_dispatcher(state);
+
     let prune_state = state.clone();
     tokio::spawn(async move {
         while !prune_state.is_shutting_down() {
             tokio::time::sleep(PRUNE_INTERVAL).await;
             prune_state.identity.limits().prune();
             prune_state.tenancy.prune_limits();
+            prune_events(&prune_state, Timestamp::now()).await;
         }
     });
     Ok(())
+}
+
+/// Starts publishing the outbox onto the server's event bus, until shutdown.
+pub fn spawn_dispatcher(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stop = {
+            let state = state.clone();
+            move || state.is_shutting_down()
+        };
+        plinth_events::dispatch::run(
+            state.db.clone(),
+            state.events.clone(),
+            plinth_events::dispatch::DEFAULT_BATCH,
+            EVENTS_POLL_INTERVAL,
+            stop,
+        )
+        .await;
+    });
+}
+
+/// Deletes published events older than the configured retention; returns how many.
+pub async fn prune_events(state: &AppState, now: Timestamp) -> Option<u64> {
+    let retention = time::Duration::hours(i64::from(state.config.events_retention_hours));
+    match plinth_events::dispatch::prune_published(&state.db, now - retention, EVENTS_PRUNE_BATCH)
+        .await
+    {
+        Ok(pruned) => {
+            if pruned > 0 {
+                tracing::info!(events = pruned, "published events past retention pruned");
+            }
+            Some(pruned)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "pruning published events");
+            None
+        }
+    }
 }
 
 /// Prunes every audit chain past its retention as of `now`, under signed checkpoints. A

@@ -6,6 +6,7 @@ pub mod background;
 pub mod console;
 pub mod cookies;
 pub mod extract;
+pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Each server instance owns its registry (no process-global
 //! recorder), so several servers in one process (tests, embedding) stay separate.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use plinth_store::Db;
@@ -52,6 +53,9 @@ pub struct Metrics {
     pool_max: Family<PoolLabels, Gauge>,
     audit_chain_broken: Family<ChainLabels, Gauge>,
     audit_records_verified: Counter,
+    outbox_lag: Gauge<f64, AtomicU64>,
+    outbox_unpublished: Gauge,
+    event_streams: Gauge,
 }
 
 impl Metrics {
@@ -103,6 +107,24 @@ impl Metrics {
             "Audit records recomputed by the background verifier",
             audit_records_verified.clone(),
         );
+        let outbox_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "outbox_lag_seconds",
+            "How long the oldest unpublished event has waited (0 when none waits)",
+            outbox_lag.clone(),
+        );
+        let outbox_unpublished = Gauge::default();
+        registry.register(
+            "outbox_unpublished_events",
+            "Events committed and not yet published",
+            outbox_unpublished.clone(),
+        );
+        let event_streams = Gauge::default();
+        registry.register(
+            "event_streams_open",
+            "Live event streams open on this server",
+            event_streams.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -124,6 +146,9 @@ impl Metrics {
             pool_max,
             audit_chain_broken,
             audit_records_verified,
+            outbox_lag,
+            outbox_unpublished,
+            event_streams,
         }
     }
 
@@ -158,8 +183,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The OpenMetrics text exposition, with pool gauges read at scrape time.
-    pub fn render(&self, db: &Db) -> String {
+    /// The OpenMetrics text exposition, with pool, outbox and stream gauges read at
+    /// scrape time.
+    pub async fn render(&self, db: &Db, open_streams: u64) -> String {
+        match plinth_events::dispatch::lag(db).await {
+            Ok(lag) => {
+                self.outbox_lag
+                    .set(lag.seconds(plinth_core::Timestamp::now()));
+                self.outbox_unpublished.set(lag.unpublished);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the outbox lag"),
+        }
+        self.event_streams
+            .set(i64::try_from(open_streams).unwrap_or(i64::MAX));
         for (pool, stats) in db.pool_stats() {
             let labels = PoolLabels { pool };
             self.pool_connections

@@ -25,7 +25,12 @@ pub struct AppInner {
     pub openapi_json: OnceLock<String>,
     /// The background audit verifier's memory of each chain.
     pub audit_watch: tokio::sync::Mutex<plinth_audit::ChainWatch>,
+    /// Published events, as this process's live streams follow them.
+    pub events: plinth_events::Bus,
+    /// Live streams open per tenant.
+    pub event_streams: plinth_events::StreamLimit,
     shutting_down: AtomicBool,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// The tenancy service as `config` sets it up.
@@ -42,6 +47,8 @@ pub fn tenancy(config: &Config, db: &Db) -> Tenancy {
 
 impl AppState {
     pub fn new(config: Config, db: Db, identity: Identity) -> Self {
+        let events = plinth_events::Bus::new(config.events_stream_buffer as usize);
+        let event_streams = plinth_events::StreamLimit::new(config.events_streams_per_tenant);
         Self(Arc::new(AppInner {
             metrics: Metrics::new(db.backend().as_str()),
             setup: Setup::new(db.clone(), identity.hasher().clone()),
@@ -52,12 +59,25 @@ impl AppState {
             started: Instant::now(),
             openapi_json: OnceLock::new(),
             audit_watch: tokio::sync::Mutex::new(plinth_audit::ChainWatch::default()),
+            events,
+            event_streams,
             shutting_down: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }))
     }
 
     pub fn begin_shutdown(&self) {
         self.0.shutting_down.store(true, Ordering::SeqCst);
+        self.0.shutdown.send_replace(true);
+    }
+
+    /// Completes when the server starts shutting down: what endless responses (live
+    /// streams) wait on to end instead of holding shutdown for its whole grace period.
+    pub fn shutdown_started(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut signal = self.0.shutdown.subscribe();
+        async move {
+            let _ = signal.wait_for(|started| *started).await;
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -18,4 +18,11 @@ impl Tenancy {
         let mut read = scope.read(&self.db).await?;
         Ok(plinth_events::list(read.conn(), scope.tenant(), types, page).await?)
     }
+
+    /// The tenant's stored events after `after`, oldest first (at most
+    /// [`plinth_events::stream::REPLAY_LIMIT`]): what a live stream replays on resuming.
+    pub async fn events_since(&self, scope: &TenantScope, after: i64) -> TenancyResult<Vec<plinth_events::EventView>> {
+        let mut read = scope.read(&self.db).await?;
+        Ok(plinth_events::stream::since(read.conn(), scope.tenant(), after).await?)
+    }
 }

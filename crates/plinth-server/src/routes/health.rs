@@ -28,6 +28,21 @@ pub struct Readiness {
     backend: &'static str,
     version: &'static str,
     uptime_seconds: u64,
+    /// Publishing of events (absent when the outbox could not be read). A stuck outbox
+    /// is reported, not a reason to take the instance out of rotation: it still serves,
+    /// and events wait safely in the database.
+    outbox: Option<OutboxReadiness>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OutboxReadiness {
+    /// `ok`, or `stuck` when the oldest unpublished event has waited longer than
+    /// `events_stuck_after_secs`.
+    status: &'static str,
+    /// Events committed and not yet published.
+    unpublished: i64,
+    /// How long the oldest of them has waited.
+    lag_seconds: f64,
 }
 
 /// Readiness: the database answers, the schema is current, and the server is not
@@ -53,6 +68,21 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "unknown".to_owned()
         }
     };
+    let outbox = match plinth_events::dispatch::lag(&state.db).await {
+        Ok(lag) => {
+            let lag_seconds = lag.seconds(plinth_core::Timestamp::now());
+            let stuck = lag_seconds > f64::from(state.config.events_stuck_after_secs);
+            Some(OutboxReadiness {
+                status: if stuck { "stuck" } else { "ok" },
+                unpublished: lag.unpublished,
+                lag_seconds,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: outbox check failed");
+            None
+        }
+    };
     let ready = database == "ok" && migrations == "current" && !state.is_shutting_down();
     let body = Readiness {
         status: if ready {
@@ -67,6 +97,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         backend: state.db.backend().as_str(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
+        outbox,
     };
     let status = if ready {
         StatusCode::OK
@@ -85,6 +116,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(&state.db),
+        state
+            .metrics
+            .render(&state.db, state.event_streams.open())
+            .await,
     )
 }

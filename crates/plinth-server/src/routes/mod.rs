@@ -145,6 +145,7 @@ pub fn register(routes: Routes) -> Routes {
         .api(User, routes!(audit::actions))
         .api(User, routes!(events::types))
         .api(Tenant("events:read"), routes!(events::list))
+        .api(Tenant("events:read"), routes!(events::stream))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::auth::PASSWORD;
 use crate::isolation::valid_body;
-use crate::support::{TestApp, assert_problem};
+use crate::support::{TestApp, assert_problem, in_tenant};
 
 backend_tests!(
     every_builtin_role_can_do_exactly_what_its_matrix_says,
@@ -53,7 +53,7 @@ async fn every_builtin_role_can_do_exactly_what_its_matrix_says(db: TestDatabase
             };
             // Objects that do not exist: an allowed request gets past the guard and
             // finds nothing (404) or is refused for its input, never 403.
-            let mut path = route.path.replace("{tenant}", "matrix");
+            let mut path = in_tenant(&route.path, "matrix");
             for param in ["{workspace}", "{user}", "{id}", "{portal}", "{policy}"] {
                 path = path.replace(param, &uuid::Uuid::now_v7().to_string());
             }

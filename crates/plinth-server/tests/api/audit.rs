@@ -75,17 +75,6 @@ async fn an_owner_verifies_their_chain_and_sees_an_edit_made_in_sql(db: TestData
     app.stop().await;
 }
 
-async fn workspace(app: &TestApp, token: &str, tenant: &str, slug: &str) {
-    let created = app
-        .post_as(
-            &format!("/api/v1/tenants/{tenant}/workspaces"),
-            token,
-            &json!({"slug": slug, "name": slug}),
-        )
-        .await;
-    assert_eq!(created.status(), 201);
-}
-
 /// Edits, deletions, reorderings and truncations made in SQL to tenant chains: an
 /// incremental pass (records since the last one) catches a rewritten tail at once; the
 /// full pass catches history. Each broken chain shows in `/metrics`.
@@ -101,7 +90,8 @@ async fn the_background_verifier_finds_the_tail_at_once_and_history_on_a_full_pa
     for slug in ["edited", "deleted", "reordered", "truncated"] {
         let tenant = app.create_tenant(&owner, slug).await;
         for n in 0..3 {
-            workspace(&app, &owner, slug, &format!("space-{n}")).await;
+            app.create_workspace(&owner, slug, &format!("space-{n}"))
+                .await;
         }
         chains.push(tenant["id"].as_str().unwrap().to_owned());
     }
@@ -110,7 +100,7 @@ async fn the_background_verifier_finds_the_tail_at_once_and_history_on_a_full_pa
     assert!(first.chains >= 4);
     let all_records = first.records;
 
-    workspace(&app, &owner, "edited", "late").await;
+    app.create_workspace(&owner, "edited", "late").await;
     let incremental = verify_audit_chains(&app.state, false).await.unwrap();
     assert_eq!(
         incremental.records, 1,
@@ -214,7 +204,7 @@ async fn the_audit_log_is_read_newest_first_filtered_and_paged(db: TestDatabase)
         .await;
     let owner = app.access_token("owner@trail.test", PASSWORD).await;
     app.create_tenant(&owner, "trail").await;
-    workspace(&app, &owner, "trail", "first").await;
+    app.create_workspace(&owner, "trail", "first").await;
     let second = app
         .client
         .post(app.url("/api/v1/tenants/trail/workspaces"))
@@ -526,7 +516,8 @@ async fn signed_heads_catch_a_chain_rewritten_and_recomputed(db: TestDatabase) {
     let owner = app.access_token("owner@signed.test", PASSWORD).await;
     let tenant = app.create_tenant(&owner, "signed").await;
     for n in 0..3 {
-        workspace(&app, &owner, "signed", &format!("space-{n}")).await;
+        app.create_workspace(&owner, "signed", &format!("space-{n}"))
+            .await;
     }
     let chain = tenant["id"].as_str().unwrap().to_owned();
 
@@ -678,7 +669,8 @@ async fn pruning_keeps_a_chain_provable_through_its_signed_checkpoint(db: TestDa
             .await;
         assert_eq!(kept.status(), 200);
         for n in 0..4 {
-            workspace(&app, &owner, tenant, &format!("space-{n}")).await;
+            app.create_workspace(&owner, tenant, &format!("space-{n}"))
+                .await;
         }
     }
     // Records 1 (tenant.create), 2 (tenant.update) and 3..=6 (workspaces): record 4 is

@@ -7,7 +7,7 @@ use plinth_testkit::{TestDatabase, backend_tests};
 use serde_json::json;
 
 use crate::auth::PASSWORD;
-use crate::support::TestApp;
+use crate::support::{TestApp, in_tenant};
 
 backend_tests!(
     row_level_security_hides_other_tenants_inside_a_scoped_transaction,
@@ -361,9 +361,8 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
     {
         // Tenant A named directly (by slug and by id), then A's objects through B's own scope.
         for tenant in ["tenant-a", w.a_id.as_str(), "tenant-b"] {
-            let mut path = route.path.clone();
+            let mut path = in_tenant(&route.path, tenant);
             for (param, value) in [
-                ("{tenant}", tenant.to_owned()),
                 ("{workspace}", w.a_workspace.clone()),
                 ("{user}", w.alice.to_string()),
                 ("{id}", w.a_invitation.clone()),

@@ -15,6 +15,7 @@ mod flows;
 mod health;
 mod isolation;
 mod lifecycle;
+mod live_events;
 mod malformed_input;
 mod mfa;
 mod middleware;

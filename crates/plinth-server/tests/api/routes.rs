@@ -3,13 +3,14 @@
 use plinth_server::Access;
 use plinth_testkit::TestDatabase;
 
-use crate::support::TestApp;
+use crate::support::{SELECTED_TENANT_ROUTES, TestApp};
 
 #[tokio::test]
 async fn every_tenant_route_declares_a_known_tenant_permission() {
     let app = TestApp::spawn(TestDatabase::sqlite()).await;
     for route in app.routes.iter() {
-        let tenant_path = route.path.contains("{tenant}");
+        let tenant_path = route.path.contains("{tenant}")
+            || SELECTED_TENANT_ROUTES.contains(&route.path.as_str());
         match route.access {
             Access::Tenant(permission) => {
                 assert!(
