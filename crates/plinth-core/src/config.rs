@@ -215,8 +215,12 @@ settings! {
     smtp_url: Option<SecretString> = "", env "PLINTH_SMTP_URL";
     /// Sender address of e-mails.
     smtp_from: String = "Plinth <no-reply@localhost>", env "PLINTH_SMTP_FROM";
-    /// NATS URL for the JetStream event bus. Not built yet: setting it is refused rather than ignored.
-    nats_url: Option<String> = "", env "PLINTH_NATS_URL";
+    /// NATS server URL (`nats://host:4222`, with `user:pass@` if it needs them): events are published to JetStream and every server's live streams follow it. Unset: an in-process bus (one server).
+    nats_url: Option<SecretString> = "", env "PLINTH_NATS_URL";
+    /// The JetStream stream events are kept in.
+    nats_stream: String = "PLINTH_EVENTS", env "PLINTH_NATS_STREAM";
+    /// The first token of every event's subject: `<prefix>.<tenant id or platform>.<event type>`.
+    nats_subject_prefix: String = "plinth", env "PLINTH_NATS_SUBJECT_PREFIX";
     /// Allow self-service sign-up.
     signup_enabled: bool = "false", env "PLINTH_SIGNUP_ENABLED";
     /// Platform administrators must enrol a second factor before using admin routes.
@@ -444,12 +448,21 @@ impl Config {
         if self.events_stream_buffer == 0 || self.events_stream_buffer > 1_000_000 {
             return Err(invalid("events_stream_buffer", "must be between 1 and 1000000".into()));
         }
-        // A deployment that asks for the JetStream bus must not start believing it has
-        // one: events stay in the database outbox until the bus is built.
-        if self.nats_url.is_some() {
+        let name_chars = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !name_chars(&self.nats_stream) {
             return Err(invalid(
-                "nats_url",
-                "the NATS JetStream event bus is not available in this version; unset it (events are kept in the database outbox)".into(),
+                "nats_stream",
+                "a stream name is 1 to 64 letters, digits, - or _".into(),
+            ));
+        }
+        if !name_chars(&self.nats_subject_prefix) {
+            return Err(invalid(
+                "nats_subject_prefix",
+                "a subject prefix is one token: 1 to 64 letters, digits, - or _".into(),
             ));
         }
         Ok(())
@@ -528,16 +541,19 @@ mod tests {
     }
 
     #[test]
-    fn a_nats_url_is_refused_until_the_bus_exists() {
-        let env = env_of(&[("PLINTH_NATS_URL", "nats://127.0.0.1:4222")]);
-        let error = Config::load(ConfigSources {
-            file: None,
-            env: &env,
-            flags: ConfigLayer::default(),
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("nats_url"), "{error}");
+    fn a_subject_prefix_that_is_not_one_token_is_refused() {
+        for prefix in ["a.b", "events.>", "with space", ""] {
+            let pairs = [("PLINTH_NATS_SUBJECT_PREFIX", prefix)];
+            let env = env_of(&pairs);
+            let error = Config::load(ConfigSources {
+                file: None,
+                env: &env,
+                flags: ConfigLayer::default(),
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("nats_subject_prefix"), "{prefix}: {error}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod dispatch;
+pub mod jetstream;
 mod list;
 pub mod stream;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use catalog::{Event, EventType};
 pub use dispatch::{Bus, DispatchError, OutboxLag, Sink};
+pub use jetstream::{JetStream, JetStreamConfig, Publisher};
 pub use list::{EventView, list, matching_types};
 pub use stream::{Live, StreamLimit, StreamPermit};
 

@@ -3,12 +3,12 @@
 
 use plinth_core::{Page, PageRequest, TenantId, Timestamp};
 use plinth_store::{Conn, StoreResult, on};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::ALL;
 
 /// An event as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventView {
     /// The event's number in the outbox: later events have larger ones.
     pub seq: i64,

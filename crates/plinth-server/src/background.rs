@@ -131,8 +131,36 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts publishing the outbox onto the server's event bus, until shutdown.
+/// Connects to the JetStream bus when `nats_url` is set; a bus that cannot be reached
+/// stops startup rather than leaving live streams deaf.
+pub async fn connect_events(state: &AppState) -> Result<(), String> {
+    let Some(url) = &state.config.nats_url else {
+        return Ok(());
+    };
+    let retention = Duration::from_secs(u64::from(state.config.events_retention_hours) * 3600);
+    let jetstream = plinth_events::JetStream::connect(plinth_events::JetStreamConfig {
+        url: url.expose_secret().to_owned(),
+        stream: state.config.nats_stream.clone(),
+        subject_prefix: state.config.nats_subject_prefix.clone(),
+        max_age: retention,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(stream = %state.config.nats_stream, "events are published to NATS JetStream");
+    let _ = state.jetstream.set(jetstream);
+    Ok(())
+}
+
+/// Starts publishing the outbox (to JetStream when connected, else onto this server's
+/// bus) and, with JetStream, following it onto this server's bus; until shutdown.
 pub fn spawn_dispatcher(state: &AppState) {
+    let publisher = match state.jetstream.get() {
+        Some(jetstream) => {
+            spawn_follower(state, jetstream.clone());
+            plinth_events::Publisher::JetStream(Box::new(jetstream.clone()))
+        }
+        None => plinth_events::Publisher::Local(state.events.clone()),
+    };
     let state = state.clone();
     tokio::spawn(async move {
         let stop = {
@@ -141,12 +169,33 @@ pub fn spawn_dispatcher(state: &AppState) {
         };
         plinth_events::dispatch::run(
             state.db.clone(),
-            state.events.clone(),
+            publisher,
             plinth_events::dispatch::DEFAULT_BATCH,
             EVENTS_POLL_INTERVAL,
             stop,
         )
         .await;
+    });
+}
+
+/// Hands every event JetStream receives to this server's bus, following again after a
+/// pause when the consumer is lost.
+fn spawn_follower(state: &AppState, jetstream: plinth_events::JetStream) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let shutdown = state.shutdown_started();
+        tokio::pin!(shutdown);
+        while !state.is_shutting_down() {
+            tokio::select! {
+                result = jetstream.follow(&state.events) => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "following the event stream; retrying");
+                    }
+                }
+                () = &mut shutdown => return,
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     });
 }
 

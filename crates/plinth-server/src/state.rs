@@ -29,6 +29,8 @@ pub struct AppInner {
     pub events: plinth_events::Bus,
     /// Live streams open per tenant.
     pub event_streams: plinth_events::StreamLimit,
+    /// The JetStream bus, when `nats_url` is set (connected at startup).
+    pub jetstream: OnceLock<plinth_events::JetStream>,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -61,6 +63,7 @@ impl AppState {
             audit_watch: tokio::sync::Mutex::new(plinth_audit::ChainWatch::default()),
             events,
             event_streams,
+            jetstream: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
         }))

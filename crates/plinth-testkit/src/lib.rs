@@ -10,6 +10,56 @@ use sqlx::{Connection, PgConnection};
 pub const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES_URL";
 pub const NATS_ENV: &str = "PLINTH_TEST_NATS_URL";
 
+/// A JetStream stream of its own on the NATS server of `PLINTH_TEST_NATS_URL`: a unique
+/// stream name and subject prefix, so tests running at once never see each other's events.
+#[derive(Debug, Clone)]
+pub struct TestNats {
+    pub url: String,
+    pub stream: String,
+    pub subject_prefix: String,
+}
+
+impl TestNats {
+    /// `None` (with a note on stderr) when `PLINTH_TEST_NATS_URL` is not set.
+    pub fn create() -> Option<TestNats> {
+        let Ok(url) = std::env::var(NATS_ENV) else {
+            eprintln!("{NATS_ENV} not set: skipping the JetStream part of this test");
+            return None;
+        };
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        Some(TestNats {
+            url,
+            stream: format!("PLINTH_TEST_{unique}"),
+            subject_prefix: format!("t{unique}"),
+        })
+    }
+
+    /// The settings that point Plinth at this stream.
+    pub fn settings(&self) -> [(&'static str, String); 3] {
+        [
+            ("nats_url", self.url.clone()),
+            ("nats_stream", self.stream.clone()),
+            ("nats_subject_prefix", self.subject_prefix.clone()),
+        ]
+    }
+
+    /// The stream, as an independent client sees it.
+    pub async fn stream(&self) -> async_nats::jetstream::stream::Stream {
+        let client = async_nats::connect(&self.url).await.unwrap();
+        async_nats::jetstream::new(client)
+            .get_stream(&self.stream)
+            .await
+            .unwrap()
+    }
+
+    /// Removes the stream (tests call it when done; a leftover expires with its max age).
+    pub async fn delete(&self) {
+        if let Ok(client) = async_nats::connect(&self.url).await {
+            let _ = async_nats::jetstream::new(client).delete_stream(&self.stream).await;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestBackend {
     Sqlite,

@@ -32,6 +32,10 @@ pub struct Readiness {
     /// is reported, not a reason to take the instance out of rotation: it still serves,
     /// and events wait safely in the database.
     outbox: Option<OutboxReadiness>,
+    /// `connected` or `disconnected` when events go through NATS JetStream; absent with
+    /// the in-process bus. A disconnected bus is reported, not fatal: events wait in the
+    /// outbox and are published once it is back.
+    nats: Option<&'static str>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -98,6 +102,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
         outbox,
+        nats: state.jetstream.get().map(|js| {
+            if js.connected() {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        }),
     };
     let status = if ready {
         StatusCode::OK

@@ -6,7 +6,7 @@ use std::time::Duration;
 use plinth_core::{Actor, TenantId};
 use plinth_events::NewEvent;
 use plinth_events::catalog::TenantUpdated;
-use plinth_testkit::{TestDatabase, backend_tests};
+use plinth_testkit::{TestDatabase, TestNats, backend_tests};
 use serde_json::{Value, json};
 
 use crate::auth::PASSWORD;
@@ -17,6 +17,7 @@ backend_tests!(
     a_live_stream_filters_by_type_and_refuses_what_it_cannot_read,
     a_client_that_falls_behind_is_told_to_reconnect_instead_of_buffered,
     a_tenant_may_hold_only_so_many_streams_open,
+    through_jetstream_each_event_is_stored_once_and_reaches_live_streams,
 );
 
 /// One Server-Sent Events frame.
@@ -331,4 +332,51 @@ async fn a_tenant_may_hold_only_so_many_streams_open(db: TestDatabase) {
         "the closed stream's place was given back"
     );
     app.stop().await;
+}
+
+async fn through_jetstream_each_event_is_stored_once_and_reaches_live_streams(db: TestDatabase) {
+    let Some(nats) = TestNats::create() else {
+        return;
+    };
+    let mut builder = TestApp::on(db).with("signup_enabled", true).dispatching();
+    for (key, value) in nats.settings() {
+        builder = builder.with(key, value);
+    }
+    let app = builder.spawn().await;
+    app.create_user("owner@jet.test", PASSWORD, true, &[]).await;
+    let owner = app.access_token("owner@jet.test", PASSWORD).await;
+    let tenant = app.create_tenant(&owner, "jet").await;
+    let tenant_id = TenantId(tenant["id"].as_str().unwrap().parse().unwrap());
+    settle(&app).await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["nats"], "connected");
+
+    let mut stream = Stream::open(&app, &owner, "?tenant=jet", None).await;
+    app.create_workspace(&owner, "jet", "north").await;
+    app.create_workspace(&owner, "jet", "south").await;
+    for slug in ["north", "south"] {
+        assert_eq!(stream.next().await.unwrap().json()["data"]["slug"], slug);
+    }
+    settle(&app).await;
+    let stored = || async { nats.stream().await.get_info().await.unwrap().state.messages };
+    assert_eq!(
+        stored().await,
+        3,
+        "tenant.created and two workspace.created"
+    );
+
+    // A dispatcher that published and died before marking publishes again with the same
+    // ids: JetStream keeps one copy and the live stream passes each event once.
+    let mut tx = app.db.begin().await.unwrap();
+    plinth_store::exec!(tx.conn(), c => sqlx::query("UPDATE outbox SET published_at = NULL WHERE tenant_id = $1")
+        .bind(tenant_id).execute(c).await)
+    .unwrap();
+    tx.commit().await.unwrap();
+    settle(&app).await;
+    app.create_workspace(&owner, "jet", "east").await;
+    assert_eq!(stream.next().await.unwrap().json()["data"]["slug"], "east");
+    settle(&app).await;
+    assert_eq!(stored().await, 4, "no event stored twice");
+    app.stop().await;
+    nats.delete().await;
 }

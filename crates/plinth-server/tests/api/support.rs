@@ -337,6 +337,9 @@ impl TestAppBuilder {
         let state = AppState::new(config, db.clone(), identity);
         let (router, routes) = plinth_server::build(state.clone());
         if self.dispatching {
+            plinth_server::background::connect_events(&state)
+                .await
+                .unwrap();
             plinth_server::background::spawn_dispatcher(&state);
         }
         let (stop, stopped) = oneshot::channel::<()>();

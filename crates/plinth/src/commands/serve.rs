@@ -19,6 +19,7 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
     let identity = super::identity(&config, &db, base_url.clone()).await?;
     let state = AppState::new(config, db.clone(), identity);
     let (router, _) = plinth_server::build(state.clone());
+    plinth_server::background::connect_events(&state).await?;
     plinth_server::background::spawn(&state)?;
 
     tracing::info!(
