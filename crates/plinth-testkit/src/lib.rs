@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use sqlx::{Connection, PgConnection};
 
+pub mod sse;
+
 pub const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES_URL";
 pub const NATS_ENV: &str = "PLINTH_TEST_NATS_URL";
 

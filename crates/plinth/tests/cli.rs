@@ -2,46 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::Duration;
 
 use plinth_testkit::{TestDatabase, backend_tests};
 
-const BIN: &str = env!("CARGO_BIN_EXE_plinth");
+mod common;
 
-fn plinth(db: &TestDatabase) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(db.scratch())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PLINTH_DATABASE_URL", &db.url)
-        .env("PLINTH_DATA_DIR", &db.data_dir)
-        .env("PLINTH_LOG", "warn");
-    command
-}
-
-/// Runs a command to completion; returns (success, stdout, stderr).
-fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{BIN, Server, open_store, plinth, run};
 
 /// `plinth admin create-superadmin --password-stdin` with `password` on standard input.
 fn create_superadmin(db: &TestDatabase, email: &str, password: &str) -> (bool, String, String) {
@@ -51,79 +20,6 @@ fn create_superadmin(db: &TestDatabase, email: &str, password: &str) -> (bool, S
 }
 
 const PASSPHRASE: &str = "a sufficiently long passphrase";
-
-/// A running `plinth serve`.
-struct Server {
-    child: Child,
-    base: String,
-    setup_link: Option<String>,
-}
-
-impl Server {
-    fn start(db: &TestDatabase) -> Server {
-        let mut command = plinth(db);
-        command
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Drains to the end, so the server never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve printed nothing");
-        let base = first
-            .strip_prefix("Plinth listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_owned();
-        // The setup block follows at once when setup is needed.
-        let mut setup_link = None;
-        while let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
-            if let Some(link) = line.trim().strip_prefix(&format!("{base}/setup?token=")) {
-                setup_link = Some(format!("{base}/setup?token={link}"));
-                break;
-            }
-        }
-        Server {
-            child,
-            base,
-            setup_link,
-        }
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("plinth serve did not exit within 30 s");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 backend_tests!(
     serve_prints_a_setup_link_that_creates_the_first_admin,
@@ -174,14 +70,7 @@ async fn demo_seeds_a_living_system_once(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(members["items"].as_array().unwrap().len(), 6);
-    let portal: serde_json::Value = client
-        .get(format!("{}/api/v1/portals/globex-customers", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let portal = server.get_json("/api/v1/portals/globex-customers").await;
     assert_eq!(portal["tenant_name"], "Globex");
 }
 
@@ -363,17 +252,6 @@ async fn audit_verify_reports_an_intact_chain(db: TestDatabase) {
     let (ok, out, err) = run(verify, None);
     assert!(ok, "{err}");
     assert!(out.contains("intact: 1 records verified"), "{out}");
-}
-
-async fn open_store(db: &TestDatabase) -> plinth_store::Db {
-    plinth_store::Db::open(&plinth_store::DbOptions {
-        url: Some(secrecy::SecretString::from(db.url.clone())),
-        data_dir: db.data_dir.clone(),
-        max_connections: 2,
-        sqlite_synchronous: plinth_core::config::SqliteSynchronous::Full,
-    })
-    .await
-    .unwrap()
 }
 
 /// Tampering made in SQL to tenant chains and to the platform chain: each broken chain is

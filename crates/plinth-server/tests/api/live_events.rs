@@ -6,6 +6,7 @@ use std::time::Duration;
 use plinth_core::{Actor, TenantId};
 use plinth_events::NewEvent;
 use plinth_events::catalog::TenantUpdated;
+use plinth_testkit::sse::{Frame, SseReader};
 use plinth_testkit::{TestDatabase, TestNats, backend_tests};
 use serde_json::{Value, json};
 
@@ -20,24 +21,9 @@ backend_tests!(
     through_jetstream_each_event_is_stored_once_and_reaches_live_streams,
 );
 
-/// One Server-Sent Events frame.
-#[derive(Debug)]
-struct Frame {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-impl Frame {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-}
-
-/// A client of the stream, reading frames as they arrive.
+/// A client of the stream.
 struct Stream {
-    response: reqwest::Response,
-    buffer: String,
+    reader: SseReader,
 }
 
 impl Stream {
@@ -46,8 +32,7 @@ impl Stream {
         assert_eq!(response.status(), 200, "{query}");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Stream {
-            response,
-            buffer: String::new(),
+            reader: SseReader::new(response),
         }
     }
 
@@ -67,39 +52,8 @@ impl Stream {
         request.send().await.unwrap()
     }
 
-    /// The next frame with an event (comments, the heartbeats, are skipped); `None` when
-    /// the server ended the stream.
     async fn next(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut frame = Frame {
-                    id: None,
-                    event: "message".into(),
-                    data: String::new(),
-                };
-                let mut has_data = false;
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("id:") {
-                        frame.id = Some(value.trim().to_owned());
-                    } else if let Some(value) = line.strip_prefix("event:") {
-                        frame.event = value.trim().to_owned();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        frame.data.push_str(value.trim_start());
-                        has_data = true;
-                    }
-                }
-                if has_data {
-                    return Some(frame);
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk())
-                .await
-                .expect("a frame within 20 s")
-                .unwrap()?;
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
+        self.reader.next().await
     }
 }
 

@@ -28,7 +28,15 @@ pub async fn run(config: Config, started: Instant) -> Result<(), String> {
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
         "ready"
     );
-    say(&format!("Plinth listening on {base_url} ({})", db.display_url()));
+    let listening = format!("http://{address}");
+    if listening == base_url {
+        say(&format!("Plinth listening on {listening} ({})", db.display_url()));
+    } else {
+        say(&format!(
+            "Plinth listening on {listening} ({}), reached at {base_url}",
+            db.display_url()
+        ));
+    }
     match state.setup.issue_token().await {
         Ok(Some(setup)) => {
             // Printed, never logged: the link is a credential.
