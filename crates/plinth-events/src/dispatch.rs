@@ -7,10 +7,10 @@
 //! the tenant's chain head until commit, so within a tenant outbox numbers follow commit
 //! order and the unpublished rows are always the newest. Several processes on one
 //! PostgreSQL database share the work: a claim takes a transaction-scoped advisory lock
-//! per tenant and skips the rows another dispatcher holds (`FOR UPDATE SKIP LOCKED`), so
-//! one tenant's events are published by one dispatcher at a time, in order.
+//! per tenant, skipping (like `SKIP LOCKED`) tenants another dispatcher holds, then takes
+//! those tenants' rows, so one tenant's events are published by one dispatcher at a time,
+//! in order.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,8 +49,8 @@ const COLUMNS: &str = "seq, id, tenant_id, event_type, event_version, subject, d
 pub struct Dispatched {
     /// Events published and marked.
     pub published: usize,
-    /// Events claimed but left for a later claim, because an older event of their tenant
-    /// was still held by another dispatcher.
+    /// Tenants with events waiting that another dispatcher was publishing at the time:
+    /// left for a later claim.
     pub deferred: usize,
 }
 
@@ -60,18 +60,7 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
     let limit = i64::from(batch.max(1));
     let (claimed, deferred): (Vec<EventView>, usize) = match tx.conn() {
         // Advisory lock key space 0x706c6e74 ("plnt") keeps clear of the migration lock.
-        Conn::Postgres(c) => {
-            let rows: Vec<EventView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM outbox
-                 WHERE published_at IS NULL
-                   AND pg_try_advisory_xact_lock(1886154356, hashtext(coalesce(tenant_id::text, 'platform')))
-                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
-            )))
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await?;
-            keep_tenant_prefixes(c, rows).await?
-        }
+        Conn::Postgres(c) => claim_on_postgres(c, limit).await?,
         // One process per SQLite file; `BEGIN IMMEDIATE` already excludes other writers.
         Conn::Sqlite(c) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1"
@@ -106,47 +95,51 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
     })
 }
 
-/// Leaves out (and counts) the claimed rows of every tenant whose claim does not start at
-/// that tenant's oldest unpublished event. A claim's scan skips a tenant whose
-/// lock another dispatcher holds, and that dispatcher may commit and let go while the scan
-/// is still running: the scan then takes the tenant's later rows past the ones it skipped,
-/// and publishing those first would break the tenant's order. Now that this claim holds
-/// the tenant's lock, a fresh statement sees where the tenant really starts.
-async fn keep_tenant_prefixes(
-    c: &mut sqlx::PgConnection,
-    rows: Vec<EventView>,
-) -> Result<(Vec<EventView>, usize), DispatchError> {
-    let mut first_claimed: HashMap<Option<uuid::Uuid>, i64> = HashMap::new();
-    for row in &rows {
-        first_claimed.entry(row.tenant_id).or_insert(row.seq);
-    }
-    let tenants: Vec<uuid::Uuid> = first_claimed.keys().flatten().copied().collect();
-    let mut oldest: HashMap<Option<uuid::Uuid>, i64> = sqlx::query_as::<_, (uuid::Uuid, Option<i64>)>(
-        "SELECT t.id, (SELECT MIN(o.seq) FROM outbox o WHERE o.tenant_id = t.id AND o.published_at IS NULL)
-         FROM unnest($1::uuid[]) AS t(id)",
+/// Claims on PostgreSQL, where other dispatchers may be claiming at the same time: the
+/// tenants of the oldest unpublished events, then the advisory lock of each (skipping
+/// those another dispatcher holds), then, in a statement whose snapshot is taken after
+/// the locks, those tenants' oldest unpublished events (see ADR 17). A tenant's events are thus taken
+/// from its oldest unpublished one on, by one dispatcher at a time. Returns the events
+/// and how many tenants were skipped as busy.
+async fn claim_on_postgres(c: &mut sqlx::PgConnection, limit: i64) -> Result<(Vec<EventView>, usize), DispatchError> {
+    // An index scan in `seq` order marks the entries of events published since the last
+    // vacuum as dead as it passes them, so the next claim skips them; a bitmap scan (the
+    // planner's choice when its statistics are stale) visits every one of them each time.
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *c)
+        .await?;
+    // Lock key space 0x706c6e74 ("plnt") keeps clear of the migration lock.
+    let candidates: Vec<(Option<uuid::Uuid>, bool)> = sqlx::query_as(
+        "WITH tenants AS MATERIALIZED (
+             SELECT DISTINCT tenant_id FROM (
+                 SELECT tenant_id FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1) oldest)
+         SELECT tenant_id, pg_try_advisory_xact_lock(1886154356, hashtext(coalesce(tenant_id::text, 'platform')))
+         FROM tenants",
     )
-    .bind(&tenants)
+    .bind(limit)
     .fetch_all(&mut *c)
-    .await?
-    .into_iter()
-    .filter_map(|(tenant, seq)| Some((Some(tenant), seq?)))
-    .collect();
-    if first_claimed.contains_key(&None) {
-        let platform: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(seq) FROM outbox WHERE tenant_id IS NULL AND published_at IS NULL")
-                .fetch_one(&mut *c)
-                .await?;
-        if let Some(seq) = platform {
-            oldest.insert(None, seq);
-        }
-    }
-    let claimed = rows.len();
-    let kept: Vec<EventView> = rows
+    .await?;
+    let busy = candidates.iter().filter(|(_, locked)| !locked).count();
+    let locked: std::collections::HashSet<Option<uuid::Uuid>> = candidates
         .into_iter()
-        .filter(|row| oldest.get(&row.tenant_id) == first_claimed.get(&row.tenant_id))
+        .filter_map(|(tenant, locked)| locked.then_some(tenant))
         .collect();
-    let deferred = claimed - kept.len();
-    Ok((kept, deferred))
+    if locked.is_empty() {
+        return Ok((Vec::new(), busy));
+    }
+    // The same scan as above, now that the locks are held: rows of tenants this claim did
+    // not lock (busy, or new since) are left alone. No row locks: the tenant's lock is
+    // what makes a dispatcher the only one to touch its rows, and row locks taken on other
+    // tenants' rows (`FOR UPDATE SKIP LOCKED`) would make their owner skip them and
+    // publish out of order.
+    let mut rows: Vec<EventView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.retain(|row| locked.contains(&row.tenant_id));
+    Ok((rows, busy))
 }
 
 /// Publishes until the outbox is empty, then waits for the next commit that wrote events
@@ -170,14 +163,15 @@ pub async fn run(db: Db, sink: impl Sink, batch: u32, poll: Duration, stop: impl
 }
 
 /// Deletes published events older than `before`, at most `batch` per statement; returns
-/// how many. Unpublished events are never deleted.
+/// how many. Unpublished events are never deleted. The oldest rows come first in `seq`
+/// order, so each statement reads little more than what it deletes.
 pub async fn prune_published(db: &Db, before: Timestamp, batch: u32) -> Result<u64, DispatchError> {
     let mut total = 0;
     loop {
         let mut tx = db.begin().await?;
         let deleted = exec!(tx.conn(), c => sqlx::query(
             "DELETE FROM outbox WHERE seq IN (
-                 SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY published_at LIMIT $2)"
+                 SELECT seq FROM outbox WHERE published_at < $1 ORDER BY seq LIMIT $2)"
         ).bind(before).bind(i64::from(batch.max(1))).execute(c).await)?;
         tx.commit().await?;
         total += deleted;

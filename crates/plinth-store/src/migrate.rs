@@ -54,7 +54,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_audit_heads", postgres = "0011_audit_heads"),
     migration!(12, "0012_audit_retention", postgres = "0012_audit_retention"),
     migration!(13, "0013_event_versions"),
-    migration!(14, "0014_outbox_dispatch"),
+    migration!(14, "0014_outbox_dispatch", postgres = "0014_outbox_dispatch"),
 ];
 
 impl Migration {
