@@ -62,6 +62,38 @@ macro_rules! catalogue {
 }
 
 catalogue! {
+    /// A personal API key was created.
+    ApiKeyCreated = "api_key.created", version 1: "A member created a personal API key for the tenant" {
+        api_key_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+        permissions: Vec<String>,
+    }
+    /// A personal API key was revoked.
+    ApiKeyRevoked = "api_key.revoked", version 1: "A personal API key was revoked" {
+        api_key_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+    }
+    /// A feature flag was removed.
+    FlagDeleted = "flag.deleted", version 1: "A feature flag was removed; the level above applies again" {
+        key: String,
+        level: String,
+    }
+    /// A feature flag was set.
+    FlagSet = "flag.set", version 1: "A feature flag was set for the platform, a tenant or a portal" {
+        key: String,
+        /// `platform`, `tenant` or `portal`.
+        level: String,
+        #[schema(value_type = Object)]
+        value: serde_json::Value,
+    }
+    /// An invitation was sent again.
+    MemberInvitationResent = "member.invitation_resent", version 1: "An invitation was sent again with a new link; the old one stopped working" {
+        invitation_id: uuid::Uuid,
+    }
+    /// An invitation was revoked.
+    MemberInvitationRevoked = "member.invitation_revoked", version 1: "A pending invitation was revoked" {
+        invitation_id: uuid::Uuid,
+    }
     /// Someone was invited.
     MemberInvited = "member.invited", version 1: "An invitation into the tenant was sent" {
         invitation_id: uuid::Uuid,
@@ -96,6 +128,39 @@ catalogue! {
     /// An attribute policy was changed.
     PolicyUpdated = "policy.updated", version 1: "An attribute policy was changed (its source, name or state)" {
         policy_id: uuid::Uuid,
+    }
+    /// A portal was created.
+    PortalCreated = "portal.created", version 1: "A portal was created" {
+        portal_id: uuid::Uuid,
+        slug: String,
+    }
+    /// A portal was deleted.
+    PortalDeleted = "portal.deleted", version 1: "A portal was deleted" {
+        portal_id: uuid::Uuid,
+        slug: String,
+    }
+    /// A portal was changed.
+    PortalUpdated = "portal.updated", version 1: "A portal's name, navigation, allowed roles or sign-up setting changed" {
+        portal_id: uuid::Uuid,
+    }
+    /// A custom role was created.
+    RoleCreated = "role.created", version 1: "A custom role was created" {
+        role: String,
+        permissions: Vec<String>,
+    }
+    /// A custom role was deleted.
+    RoleDeleted = "role.deleted", version 1: "A custom role was deleted" {
+        role: String,
+    }
+    /// Several roles' permissions were changed at once.
+    RoleMatrixUpdated = "role.matrix_updated", version 1: "The permissions of several roles were changed at once (the role matrix)" {
+        /// The roles whose permissions changed.
+        roles: Vec<String>,
+    }
+    /// A role's permissions changed.
+    RoleUpdated = "role.updated", version 1: "A role's permissions changed" {
+        role: String,
+        permissions: Vec<String>,
     }
     /// A tenant was created.
     TenantCreated = "tenant.created", version 1: "A tenant was created" {
@@ -147,6 +212,61 @@ catalogue! {
         /// `signup` or `setup`.
         via: String,
     }
+    /// An address was verified.
+    UserEmailVerified = "user.email_verified", version 1: "An account's e-mail address was verified" {
+        user_id: uuid::Uuid,
+    }
+    /// Second factors changed.
+    UserMfaChanged = "user.mfa_changed", version 1: "An account's second factors changed (an authenticator app or passkey added, renamed or removed, recovery codes renewed)" {
+        user_id: uuid::Uuid,
+        /// `totp_enabled`, `totp_disabled`, `recovery_codes_regenerated`, `passkey_added`, `passkey_renamed` or `passkey_removed`.
+        change: String,
+    }
+    /// A password changed.
+    UserPasswordChanged = "user.password_changed", version 1: "An account's password changed; its other sessions were ended" {
+        user_id: uuid::Uuid,
+        /// `change` (the user, signed in) or `reset` (through an e-mailed link).
+        via: String,
+    }
+    /// A reset link was sent.
+    UserPasswordResetRequested = "user.password_reset_requested", version 1: "A password reset link was sent to an account's address" {
+        user_id: uuid::Uuid,
+    }
+    /// Sessions were ended.
+    UserSessionsRevoked = "user.sessions_revoked", version 1: "Sessions of an account were ended (by the user, everywhere, or by an administrator)" {
+        user_id: uuid::Uuid,
+        sessions: u64,
+        /// `user`, `everywhere` or `admin`.
+        by: String,
+    }
+    /// A sign-in stopped at the second factor.
+    UserSignInChallenged = "user.sign_in_challenged", version 1: "A password was accepted and a second factor was asked for" {
+        user_id: uuid::Uuid,
+    }
+    /// A sign-in succeeded.
+    UserSignedIn = "user.signed_in", version 1: "An account signed in: a session began" {
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+    }
+    /// A sign-out.
+    UserSignedOut = "user.signed_out", version 1: "An account signed out of one session" {
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+    }
+    /// A session chose a tenant.
+    UserTenantSelected = "user.tenant_selected", version 1: "A member's session switched into the tenant (or one of its portals)" {
+        user_id: uuid::Uuid,
+        portal: Option<String>,
+    }
+    /// A locked account was unlocked.
+    UserUnlocked = "user.unlocked", version 1: "An administrator unlocked an account locked after failed sign-ins" {
+        user_id: uuid::Uuid,
+    }
+    /// A profile changed.
+    UserUpdated = "user.updated", version 1: "An account's profile (display name) changed" {
+        user_id: uuid::Uuid,
+        display_name: String,
+    }
     /// A workspace was created.
     WorkspaceCreated = "workspace.created", version 1: "A workspace was created" {
         workspace_id: uuid::Uuid,
@@ -155,6 +275,11 @@ catalogue! {
     /// A workspace was deleted.
     WorkspaceDeleted = "workspace.deleted", version 1: "A workspace was deleted" {
         workspace_id: uuid::Uuid,
+    }
+    /// A workspace was renamed.
+    WorkspaceUpdated = "workspace.updated", version 1: "A workspace's name changed" {
+        workspace_id: uuid::Uuid,
+        name: String,
     }
 }
 

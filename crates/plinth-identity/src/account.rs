@@ -64,6 +64,16 @@ impl Identity {
                 .changes(serde_json::json!({"display_name": {"before": before.display_name, "after": name}})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserUpdated {
+                user_id: principal.user.0,
+                display_name: name.to_owned(),
+            })
+            .subject("user", principal.user),
+        )
+        .await?;
         let user = Users::find(tx.conn(), principal.user)
             .await?
             .ok_or(IdentityError::NotFound)?;
@@ -128,6 +138,16 @@ impl Identity {
                 .changes(serde_json::json!({"other_sessions_revoked": revoked.len()})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserPasswordChanged {
+                user_id: principal.user.0,
+                via: "change".into(),
+            })
+            .subject("user", principal.user),
+        )
+        .await?;
         tx.commit().await?;
         self.forget_sessions(&revoked);
         Ok(())
@@ -158,6 +178,17 @@ impl Identity {
             &mut tx,
             &actor_of(client, Some(principal.user)),
             AuditEntry::new(plinth_audit::action::AUTH_SESSION_REVOKE).target("session", session),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserSessionsRevoked {
+                user_id: principal.user.0,
+                sessions: 1,
+                by: "user".into(),
+            })
+            .subject("user", principal.user),
         )
         .await?;
         tx.commit().await?;
@@ -195,6 +226,17 @@ impl Identity {
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(admin.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserSessionsRevoked {
+                user_id: user.0,
+                sessions: revoked.len() as u64,
+                by: "admin".into(),
+            })
+            .subject("user", user),
+        )
+        .await?;
         tx.commit().await?;
         self.forget_sessions(&revoked);
         Ok(revoked.len())
@@ -220,6 +262,13 @@ impl Identity {
             &mut tx,
             &actor_of(client, Some(admin.user)),
             AuditEntry::new(plinth_audit::action::ADMIN_USER_UNLOCK).target("user", user),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(admin.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserUnlocked { user_id: user.0 })
+                .subject("user", user),
         )
         .await?;
         tx.commit().await?;

@@ -123,6 +123,18 @@ impl Identity {
                 })),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::ApiKeyCreated {
+                api_key_id: id,
+                user_id: principal.user.0,
+                permissions: new.permissions.clone(),
+            })
+            .tenant(new.tenant)
+            .subject("api_key", id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(CreatedApiKey {
             key,
@@ -177,6 +189,17 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::API_KEY_REVOKE)
                 .tenant(tenant)
                 .target("api_key", id),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::ApiKeyRevoked {
+                api_key_id: id,
+                user_id: principal.user.0,
+            })
+            .tenant(tenant)
+            .subject("api_key", id),
         )
         .await?;
         tx.commit().await?;

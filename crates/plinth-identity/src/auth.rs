@@ -293,6 +293,13 @@ impl Identity {
                 AuditEntry::new(plinth_audit::action::AUTH_LOGIN_MFA_REQUIRED).target("user", user_id),
             )
             .await?;
+            plinth_events::enqueue(
+                &mut tx,
+                &actor_of(client, Some(user_id)),
+                plinth_events::NewEvent::of(&plinth_events::catalog::UserSignInChallenged { user_id: user_id.0 })
+                    .subject("user", user_id),
+            )
+            .await?;
             tx.commit().await?;
             return Ok(LoginOutcome::MfaRequired(MfaChallenge {
                 mfa_token: token.expose().to_owned(),
@@ -333,6 +340,16 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::AUTH_LOGIN)
                 .target("session", session)
                 .changes(serde_json::json!({"amr": amr, "kind": C::KIND.as_str()})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            tx,
+            &actor_of(client, Some(user_id)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserSignedIn {
+                user_id: user_id.0,
+                session_id: session.0,
+            })
+            .subject("user", user_id),
         )
         .await?;
         if !seen_before && had_sessions > 0 {
@@ -489,6 +506,16 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::AUTH_LOGOUT).target("session", principal.session),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserSignedOut {
+                user_id: principal.user.0,
+                session_id: principal.session.0,
+            })
+            .subject("user", principal.user),
+        )
+        .await?;
         tx.commit().await?;
         self.forget_sessions(&[principal.session]);
         Ok(())
@@ -504,6 +531,17 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::AUTH_LOGOUT_EVERYWHERE)
                 .target("user", principal.user)
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserSessionsRevoked {
+                user_id: principal.user.0,
+                sessions: revoked.len() as u64,
+                by: "everywhere".into(),
+            })
+            .subject("user", principal.user),
         )
         .await?;
         tx.commit().await?;
@@ -667,6 +705,17 @@ impl Identity {
                 .tenant(tenant)
                 .target("session", principal.session)
                 .changes(serde_json::json!({"portal": portal})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserTenantSelected {
+                user_id: principal.user.0,
+                portal: portal.clone(),
+            })
+            .tenant(tenant)
+            .subject("user", principal.user),
         )
         .await?;
         tx.commit().await?;

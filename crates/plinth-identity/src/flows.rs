@@ -190,6 +190,13 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::USER_EMAIL_VERIFY).target("user", user_id),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(user_id)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserEmailVerified { user_id: user_id.0 })
+                .subject("user", user_id),
+        )
+        .await?;
         let sessions: Vec<plinth_core::SessionId> = on!(tx.conn(), c => sqlx::query_scalar(
             "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL"
         ).bind(user_id).fetch_all(c).await)?;
@@ -245,6 +252,13 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::AUTH_PASSWORD_RESET_REQUESTED).target("user", user.id),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, None),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserPasswordResetRequested { user_id: user.id.0 })
+                .subject("user", user.id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -282,6 +296,16 @@ impl Identity {
             AuditEntry::new(plinth_audit::action::AUTH_PASSWORD_RESET)
                 .target("user", user_id)
                 .changes(serde_json::json!({"sessions_revoked": revoked.len()})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(user_id)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserPasswordChanged {
+                user_id: user_id.0,
+                via: "reset".into(),
+            })
+            .subject("user", user_id),
         )
         .await?;
         tx.commit().await?;

@@ -371,6 +371,23 @@ impl Identity {
             AuditEntry::new(action).target("user", principal.user),
         )
         .await?;
+        let kind = match action.name() {
+            "mfa.totp.enable" => "totp_enabled",
+            "mfa.totp.disable" => "totp_disabled",
+            "mfa.recovery_codes.regenerate" => "recovery_codes_regenerated",
+            "mfa.passkey.add" => "passkey_added",
+            _ => "passkey_removed",
+        };
+        plinth_events::enqueue(
+            tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserMfaChanged {
+                user_id: principal.user.0,
+                change: kind.to_owned(),
+            })
+            .subject("user", principal.user),
+        )
+        .await?;
         let user = Users::find(tx.conn(), principal.user)
             .await?
             .ok_or(IdentityError::NotFound)?;

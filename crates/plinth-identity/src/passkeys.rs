@@ -342,6 +342,16 @@ impl Identity {
                 .changes(serde_json::json!({"name": {"before": before, "after": view.name}})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            &actor_of(client, Some(principal.user)),
+            plinth_events::NewEvent::of(&plinth_events::catalog::UserMfaChanged {
+                user_id: principal.user.0,
+                change: "passkey_renamed".into(),
+            })
+            .subject("user", principal.user),
+        )
+        .await?;
         tx.commit().await?;
         Ok(view)
     }

@@ -173,6 +173,16 @@ impl Tenancy {
             entry = entry.tenant(tenant);
         }
         plinth_audit::append(&mut tx, actor, entry).await?;
+        let mut event = plinth_events::NewEvent::of(&plinth_events::catalog::FlagSet {
+            key: key.to_owned(),
+            level: owner.level().as_str().to_owned(),
+            value: input.value.clone(),
+        })
+        .subject("flag", key);
+        if let Some(tenant) = owner.tenant() {
+            event = event.tenant(tenant);
+        }
+        plinth_events::enqueue(&mut tx, actor, event).await?;
         tx.commit().await?;
         Ok(Flag {
             key: key.to_owned(),
@@ -202,6 +212,15 @@ impl Tenancy {
             entry = entry.tenant(tenant);
         }
         plinth_audit::append(&mut tx, actor, entry).await?;
+        let mut event = plinth_events::NewEvent::of(&plinth_events::catalog::FlagDeleted {
+            key: key.to_owned(),
+            level: owner.level().as_str().to_owned(),
+        })
+        .subject("flag", key);
+        if let Some(tenant) = owner.tenant() {
+            event = event.tenant(tenant);
+        }
+        plinth_events::enqueue(&mut tx, actor, event).await?;
         tx.commit().await?;
         Ok(())
     }

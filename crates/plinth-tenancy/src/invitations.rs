@@ -214,6 +214,14 @@ impl Tenancy {
                 .target("invitation", id),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::MemberInvitationRevoked { invitation_id: id })
+                .tenant(scope.tenant())
+                .subject("invitation", id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -245,6 +253,14 @@ impl Tenancy {
             AuditEntry::new(plinth_audit::action::MEMBER_INVITE_RESEND)
                 .tenant(scope.tenant())
                 .target("invitation", id),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::MemberInvitationResent { invitation_id: id })
+                .tenant(scope.tenant())
+                .subject("invitation", id),
         )
         .await?;
         tx.commit().await?;

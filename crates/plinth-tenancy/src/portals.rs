@@ -210,6 +210,17 @@ impl Tenancy {
                 .changes(serde_json::json!({"slug": slug.as_str()})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::PortalCreated {
+                portal_id: id,
+                slug: slug.as_str().to_owned(),
+            })
+            .tenant(scope.tenant())
+            .subject("portal", id),
+        )
+        .await?;
         tx.commit().await?;
         self.portal(scope, &id.to_string()).await
     }
@@ -257,6 +268,14 @@ impl Tenancy {
                 })),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::PortalUpdated { portal_id: before.id })
+                .tenant(scope.tenant())
+                .subject("portal", before.id),
+        )
+        .await?;
         tx.commit().await?;
         self.portal(scope, &before.id.to_string()).await
     }
@@ -273,6 +292,17 @@ impl Tenancy {
                 .tenant(scope.tenant())
                 .target("portal", portal.id)
                 .changes(serde_json::json!({"slug": portal.slug})),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::PortalDeleted {
+                portal_id: portal.id,
+                slug: portal.slug.clone(),
+            })
+            .tenant(scope.tenant())
+            .subject("portal", portal.id),
         )
         .await?;
         tx.commit().await?;

@@ -295,6 +295,17 @@ impl Tenancy {
                 .changes(serde_json::json!({"permissions": permissions})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::RoleCreated {
+                role: key.clone(),
+                permissions: permissions.clone(),
+            })
+            .tenant(scope.tenant())
+            .subject("role", &key),
+        )
+        .await?;
         tx.commit().await?;
         Ok(RoleView {
             key,
@@ -357,6 +368,17 @@ impl Tenancy {
                 .changes(serde_json::json!({"permissions": {"before": current.permissions, "after": permissions}})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::RoleUpdated {
+                role: key.to_owned(),
+                permissions: permissions.clone(),
+            })
+            .tenant(scope.tenant())
+            .subject("role", key),
+        )
+        .await?;
         tx.commit().await?;
         Ok(RoleView {
             key: key.to_owned(),
@@ -393,6 +415,14 @@ impl Tenancy {
             AuditEntry::new(plinth_audit::action::ROLE_DELETE)
                 .tenant(scope.tenant())
                 .target("role", key),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::RoleDeleted { role: key.to_owned() })
+                .tenant(scope.tenant())
+                .subject("role", key),
         )
         .await?;
         tx.commit().await?;
@@ -441,6 +471,7 @@ impl Tenancy {
             self.bump_holders(&mut tx, scope.tenant(), key).await?;
             changes.insert(key.clone(), serde_json::json!({"before": before, "after": permissions}));
         }
+        let changed_roles: Vec<String> = changes.keys().cloned().collect();
         plinth_audit::append(
             &mut tx,
             scope.actor(),
@@ -448,6 +479,14 @@ impl Tenancy {
                 .tenant(scope.tenant())
                 .target("tenant", scope.tenant())
                 .changes(serde_json::Value::Object(changes)),
+        )
+        .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::RoleMatrixUpdated { roles: changed_roles })
+                .tenant(scope.tenant())
+                .subject("tenant", scope.tenant()),
         )
         .await?;
         tx.commit().await?;

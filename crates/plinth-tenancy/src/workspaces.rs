@@ -143,6 +143,17 @@ impl Tenancy {
                 .changes(serde_json::json!({"name": {"before": before.name, "after": name.trim()}})),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            scope.actor(),
+            plinth_events::NewEvent::of(&plinth_events::catalog::WorkspaceUpdated {
+                workspace_id: before.id,
+                name: name.trim().to_owned(),
+            })
+            .tenant(scope.tenant())
+            .subject("workspace", before.id),
+        )
+        .await?;
         tx.commit().await?;
         self.get_workspace(scope, &before.id.to_string()).await
     }

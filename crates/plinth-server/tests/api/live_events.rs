@@ -313,11 +313,17 @@ async fn through_jetstream_each_event_is_stored_once_and_reaches_live_streams(db
     }
     settle(&app).await;
     let stored = || async { nats.stream().await.get_info().await.unwrap().state.messages };
-    assert_eq!(
-        stored().await,
-        3,
-        "tenant.created and two workspace.created"
-    );
+    let committed = || async {
+        let mut conn = app.db.read().await.unwrap();
+        let count: i64 =
+            plinth_store::on!(conn.conn(), c => sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(c).await)
+            .unwrap();
+        u64::try_from(count).unwrap()
+    };
+    // The sign-in, tenant.created and two workspace.created: each once.
+    assert_eq!(stored().await, committed().await);
+    assert_eq!(stored().await, 4);
 
     // A dispatcher that published and died before marking publishes again with the same
     // ids: JetStream keeps one copy and the live stream passes each event once.
@@ -330,7 +336,8 @@ async fn through_jetstream_each_event_is_stored_once_and_reaches_live_streams(db
     app.create_workspace(&owner, "jet", "east").await;
     assert_eq!(stream.next().await.unwrap().json()["data"]["slug"], "east");
     settle(&app).await;
-    assert_eq!(stored().await, 4, "no event stored twice");
+    assert_eq!(stored().await, 5, "no event stored twice");
+    assert_eq!(stored().await, committed().await);
     app.stop().await;
     nats.delete().await;
 }

@@ -1,5 +1,6 @@
-//! Every change leaves exactly one audit record: a walk over the route table that performs
-//! each state-changing request for real and reads what it wrote to the audit log.
+//! Every change leaves exactly one audit record and publishes exactly one event: a walk
+//! over the route table that performs each state-changing request for real and reads what
+//! it wrote to the audit log and the outbox.
 //!
 //! Each mutating API route is classified here, with the action its success records or why
 //! it records none (a read sent as POST, a step before the change): a route added without a
@@ -38,6 +39,8 @@ struct Recorded {
 struct Walk<'a> {
     app: &'a TestApp,
     recorded: BTreeSet<(String, i64)>,
+    /// The newest outbox event seen.
+    last_event: i64,
     covered: BTreeSet<(String, String)>,
     mismatches: Vec<String>,
 }
@@ -47,6 +50,7 @@ impl<'a> Walk<'a> {
         let mut walk = Walk {
             app,
             recorded: BTreeSet::new(),
+            last_event: 0,
             covered: BTreeSet::new(),
             mismatches: Vec::new(),
         };
@@ -83,9 +87,23 @@ impl<'a> Walk<'a> {
         (added, with_context)
     }
 
+    /// The types of the events written since the last step (forgotten afterwards).
+    async fn new_events(&mut self) -> Vec<String> {
+        let mut conn = self.app.db.read().await.unwrap();
+        let rows: Vec<(i64, String)> = on!(conn.conn(), c => sqlx::query_as(
+            "SELECT seq, event_type FROM outbox WHERE seq > $1 ORDER BY seq"
+        ).bind(self.last_event).fetch_all(c).await)
+        .unwrap();
+        if let Some((seq, _)) = rows.last() {
+            self.last_event = *seq;
+        }
+        rows.into_iter().map(|(_, event)| event).collect()
+    }
+
     /// Records what a setup request (not under test) wrote, so the next step starts clean.
     async fn settle(&mut self) {
         self.new_actions().await;
+        self.new_events().await;
     }
 
     /// Checks that `response` (to `method` `template`) succeeded and recorded exactly
@@ -138,6 +156,7 @@ impl<'a> Walk<'a> {
         self.covered
             .insert((method.to_owned(), template.to_owned()));
         let (added, with_context) = self.new_actions().await;
+        let published = self.new_events().await;
         if !with_context {
             self.mismatches.push(format!(
                 "{method} {template}: a record lacks the request id, address or user agent"
@@ -152,6 +171,15 @@ impl<'a> Walk<'a> {
         if added != wanted {
             self.mismatches.push(format!(
                 "{method} {template}: recorded {added:?}, expected {wanted:?}"
+            ));
+        }
+        let wanted_events: Vec<String> = expected
+            .map(|a| event_of(a).to_owned())
+            .into_iter()
+            .collect();
+        if published != wanted_events {
+            self.mismatches.push(format!(
+                "{method} {template}: published {published:?}, expected {wanted_events:?}"
             ));
         }
     }
@@ -179,6 +207,61 @@ impl<'a> Walk<'a> {
             mutating.len(),
             self.mismatches.join("\n")
         );
+    }
+}
+
+/// The event a change of audit `action` publishes.
+fn event_of(action: &str) -> &'static str {
+    match action {
+        "platform.superadmin.create" | "user.signup" => "user.created",
+        "auth.login" => "user.signed_in",
+        "auth.login.mfa_required" => "user.sign_in_challenged",
+        "auth.logout" => "user.signed_out",
+        "auth.logout_everywhere" | "auth.session.revoke" | "admin.user.sessions.revoke" => {
+            "user.sessions_revoked"
+        }
+        "auth.tenant.select" => "user.tenant_selected",
+        "user.email.verify" => "user.email_verified",
+        "user.profile.update" => "user.updated",
+        "auth.password.change" | "auth.password.reset" => "user.password_changed",
+        "auth.password.reset_requested" => "user.password_reset_requested",
+        "admin.user.unlock" => "user.unlocked",
+        "mfa.totp.enable"
+        | "mfa.totp.disable"
+        | "mfa.recovery_codes.regenerate"
+        | "mfa.passkey.add"
+        | "mfa.passkey.rename"
+        | "mfa.passkey.remove" => "user.mfa_changed",
+        "tenant.create" => "tenant.created",
+        "tenant.update" => "tenant.updated",
+        "tenant.suspend" => "tenant.suspended",
+        "tenant.reactivate" => "tenant.reactivated",
+        "tenant.delete.request" => "tenant.deletion_requested",
+        "tenant.delete.cancel" => "tenant.restored",
+        "workspace.create" => "workspace.created",
+        "workspace.update" => "workspace.updated",
+        "workspace.delete" => "workspace.deleted",
+        "flag.set" => "flag.set",
+        "flag.delete" => "flag.deleted",
+        "portal.create" => "portal.created",
+        "portal.update" => "portal.updated",
+        "portal.delete" => "portal.deleted",
+        "role.create" => "role.created",
+        "role.update" => "role.updated",
+        "role.delete" => "role.deleted",
+        "role.matrix.update" => "role.matrix_updated",
+        "policy.create" => "policy.created",
+        "policy.update" => "policy.updated",
+        "policy.delete" => "policy.deleted",
+        "api_key.create" => "api_key.created",
+        "api_key.revoke" => "api_key.revoked",
+        "member.invite" => "member.invited",
+        "member.invite.resend" => "member.invitation_resent",
+        "member.invite.revoke" => "member.invitation_revoked",
+        "member.join" => "member.joined",
+        "member.update" => "member.updated",
+        "member.remove" => "member.removed",
+        other => panic!("no event is named for audit action {other}"),
     }
 }
 
