@@ -180,6 +180,10 @@ catalogue! {
         #[schema(value_type = String, format = DateTime)]
         purge_after: plinth_core::Timestamp,
     }
+    /// A tenant was imported.
+    TenantImported = "tenant.imported", version 1: "A tenant was restored here from an export archive" {
+        tenant_id: uuid::Uuid,
+    }
     /// A tenant was purged.
     TenantPurged = "tenant.purged", version 1: "A tenant and all its data were purged after the grace period" {
         tenant_id: uuid::Uuid,
@@ -215,6 +219,11 @@ catalogue! {
     /// An address was verified.
     UserEmailVerified = "user.email_verified", version 1: "An account's e-mail address was verified" {
         user_id: uuid::Uuid,
+    }
+    /// An account was locked.
+    UserLocked = "user.locked", version 1: "An account was locked for a while after repeated failed sign-ins" {
+        user_id: uuid::Uuid,
+        locked_seconds: i64,
     }
     /// Second factors changed.
     UserMfaChanged = "user.mfa_changed", version 1: "An account's second factors changed (an authenticator app or passkey added, renamed or removed, recovery codes renewed)" {

@@ -245,6 +245,16 @@ impl Identity {
                     .changes(serde_json::json!({"failed_logins": failures, "locked_seconds": lock.whole_seconds()})),
             )
             .await?;
+            plinth_events::enqueue(
+                &mut tx,
+                &actor_of(client, None),
+                plinth_events::NewEvent::of(&plinth_events::catalog::UserLocked {
+                    user_id: account.id.0,
+                    locked_seconds: lock.whole_seconds(),
+                })
+                .subject("user", account.id),
+            )
+            .await?;
         } else {
             exec!(tx.conn(), c => sqlx::query("UPDATE users SET failed_logins = $1 WHERE id = $2")
                 .bind(failures).bind(account.id).execute(c).await)?;

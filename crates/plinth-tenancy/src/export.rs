@@ -489,6 +489,16 @@ impl Tenancy {
                 ),
         )
         .await?;
+        plinth_events::enqueue(
+            &mut tx,
+            actor,
+            plinth_events::NewEvent::of(&plinth_events::catalog::TenantImported {
+                tenant_id: manifest.tenant_id.0,
+            })
+            .tenant(manifest.tenant_id)
+            .subject("tenant", manifest.tenant_id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(manifest)
     }

@@ -324,6 +324,11 @@ async fn repeated_failures_lock_the_account_until_unlocked(db: TestDatabase) {
             .await;
         assert_problem(r, 401, "invalid-credentials").await;
     }
+    assert_eq!(
+        app.events_about(&format!("user/{user}")).await,
+        ["user.signed_in", "user.locked"],
+        "the lockout is published once"
+    );
     // Locked: even the right password is refused, with the same answer as a wrong one.
     let r = app
         .post_json(

@@ -295,6 +295,13 @@ async fn an_exported_tenant_imports_into_a_fresh_instance_unchanged(db: TestData
         .await
         .unwrap();
     assert_eq!(manifest.tenant_slug, "moving");
+    let imported = format!("tenant/{}", manifest.tenant_id);
+    assert!(
+        target
+            .events_about(&imported)
+            .await
+            .contains(&"tenant.imported".to_owned())
+    );
     assert!(
         target
             .state

@@ -157,6 +157,15 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The types of the events written about `subject` (`user/0190…`), oldest first.
+    pub async fn events_about(&self, subject: &str) -> Vec<String> {
+        let mut conn = self.db.read().await.unwrap();
+        plinth_store::on!(conn.conn(), c => sqlx::query_scalar(
+            "SELECT event_type FROM outbox WHERE subject = $1 ORDER BY seq"
+        ).bind(subject).fetch_all(c).await)
+        .unwrap()
+    }
+
     /// Creates a workspace `slug` in `tenant` as `token`'s user.
     pub async fn create_workspace(&self, token: &str, tenant: &str, slug: &str) {
         let created = self
