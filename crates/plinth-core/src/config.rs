@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::proxy::ProxyNetworks;
+use crate::proxy::Networks;
 
 /// How a setting's text (from the environment, the file or a flag) becomes a value.
 pub trait SettingValue: Sized {
@@ -31,16 +31,7 @@ macro_rules! from_str_setting {
         }
     )*};
 }
-from_str_setting!(
-    u16,
-    u32,
-    u64,
-    usize,
-    SocketAddr,
-    LogFormat,
-    SqliteSynchronous,
-    ProxyNetworks
-);
+from_str_setting!(u16, u32, u64, usize, SocketAddr, LogFormat, SqliteSynchronous, Networks);
 
 impl SettingValue for bool {
     fn parse_setting(raw: &str) -> Result<Self, String> {
@@ -208,7 +199,11 @@ settings! {
     /// Take the client address from `X-Forwarded-For` when the request comes through one of `trusted_proxies`.
     trust_proxy_headers: bool = "false", env "PLINTH_TRUST_PROXY_HEADERS";
     /// Networks of the reverse proxies whose `X-Forwarded-For` entries are believed (comma-separated CIDRs); the client is the right-most entry outside them.
-    trusted_proxies: ProxyNetworks = "127.0.0.0/8,::1/128", env "PLINTH_TRUSTED_PROXIES";
+    trusted_proxies: Networks = "127.0.0.0/8,::1/128", env "PLINTH_TRUSTED_PROXIES";
+    /// Non-public networks webhook endpoints may reach anyway (comma-separated CIDRs). Unset: only public addresses, checked at every delivery.
+    webhook_allowed_networks: Networks = "", env "PLINTH_WEBHOOK_ALLOWED_NETWORKS";
+    /// Allow webhook endpoints over plain `http://` (development only); otherwise `https://` is required.
+    webhook_allow_http: bool = "false", env "PLINTH_WEBHOOK_ALLOW_HTTP";
     /// Master key (base64, 32 bytes) encrypting secrets at rest. Unset: a key file in the data directory.
     master_key: Option<SecretString> = "", env "PLINTH_MASTER_KEY";
     /// SMTP server URL, e.g. `smtps://user:pass@mail.example.com`. Unset: e-mails go to the development outbox.

@@ -8,14 +8,19 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Networks whose hosts are our reverse proxies.
+/// A list of networks: our reverse proxies, or the private ranges webhooks may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyNetworks(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-impl ProxyNetworks {
-    fn trusts(&self, ip: IpAddr) -> bool {
+impl Networks {
+    /// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 form) is in one of them.
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.contains(ip)
     }
 
     /// The address of the client, given the connection's peer and the request's
@@ -64,7 +69,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
         .map(canonical)
 }
 
-impl std::str::FromStr for ProxyNetworks {
+impl std::str::FromStr for Networks {
     type Err = String;
 
     /// A comma-separated list of networks (`10.0.0.0/8`) or single addresses (`10.1.2.3`).
@@ -77,11 +82,11 @@ impl std::str::FromStr for ProxyNetworks {
                 .map_err(|_| format!("{item:?} is not a network (CIDR) or an address"))?;
             networks.push(net.trunc());
         }
-        Ok(ProxyNetworks(networks))
+        Ok(Networks(networks))
     }
 }
 
-impl std::fmt::Display for ProxyNetworks {
+impl std::fmt::Display for Networks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let list: Vec<String> = self.0.iter().map(IpNet::to_string).collect();
         f.write_str(&list.join(","))
@@ -92,7 +97,7 @@ impl std::fmt::Display for ProxyNetworks {
 mod tests {
     use super::*;
 
-    fn networks(raw: &str) -> ProxyNetworks {
+    fn networks(raw: &str) -> Networks {
         raw.parse().unwrap()
     }
 
@@ -150,8 +155,8 @@ mod tests {
 
     #[test]
     fn malformed_networks_are_refused() {
-        assert!("10.0.0.0/33".parse::<ProxyNetworks>().is_err());
-        assert!("proxy.internal".parse::<ProxyNetworks>().is_err());
+        assert!("10.0.0.0/33".parse::<Networks>().is_err());
+        assert!("proxy.internal".parse::<Networks>().is_err());
         assert_eq!(networks("").to_string(), "");
         assert_eq!(networks("10.1.2.3/8").to_string(), "10.0.0.0/8");
     }

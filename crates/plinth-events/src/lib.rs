@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod jetstream;
 mod list;
 pub mod stream;
+pub mod webhooks;
 
 use plinth_core::{Actor, EventId, TenantId, Timestamp};
 use plinth_store::{StoreResult, Tx, exec};
