@@ -17,7 +17,7 @@ use std::time::Duration;
 use plinth_core::Timestamp;
 use plinth_store::{Conn, Db, StoreError, exec, on};
 
-use crate::list::EventView;
+use crate::list::{COLUMNS, EventView};
 
 /// How many events one claim publishes at most.
 pub const DEFAULT_BATCH: u32 = 1000;
@@ -42,8 +42,6 @@ impl From<sqlx::Error> for DispatchError {
     }
 }
 
-const COLUMNS: &str = "seq, id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at";
-
 /// What one claim did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dispatched {
@@ -59,7 +57,6 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
     let mut tx = db.begin().await?;
     let limit = i64::from(batch.max(1));
     let (claimed, deferred): (Vec<EventView>, usize) = match tx.conn() {
-        // Advisory lock key space 0x706c6e74 ("plnt") keeps clear of the migration lock.
         Conn::Postgres(c) => claim_on_postgres(c, limit).await?,
         // One process per SQLite file; `BEGIN IMMEDIATE` already excludes other writers.
         Conn::Sqlite(c) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -98,9 +95,9 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
 /// Claims on PostgreSQL, where other dispatchers may be claiming at the same time: the
 /// tenants of the oldest unpublished events, then the advisory lock of each (skipping
 /// those another dispatcher holds), then, in a statement whose snapshot is taken after
-/// the locks, those tenants' oldest unpublished events (see ADR 17). A tenant's events are thus taken
-/// from its oldest unpublished one on, by one dispatcher at a time. Returns the events
-/// and how many tenants were skipped as busy.
+/// the locks, those tenants' oldest unpublished events (ADR 17). A tenant's events are
+/// thus taken from its oldest unpublished one on, by one dispatcher at a time. Returns
+/// the events and how many tenants were skipped as busy.
 async fn claim_on_postgres(c: &mut sqlx::PgConnection, limit: i64) -> Result<(Vec<EventView>, usize), DispatchError> {
     // An index scan in `seq` order marks the entries of events published since the last
     // vacuum as dead as it passes them, so the next claim skips them; a bitmap scan (the
@@ -229,10 +226,6 @@ impl Bus {
     pub fn send(&self, event: Arc<EventView>) {
         // No subscriber is not an error: the event stays readable from the outbox.
         let _ = self.sender.send(event);
-    }
-
-    pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count()
     }
 }
 

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::ALL;
 
+/// The outbox columns an [`EventView`] is read from.
+pub(crate) const COLUMNS: &str = "seq, id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at";
+
 /// An event as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventView {
@@ -64,8 +67,7 @@ pub async fn list(
         None => String::new(),
     };
     let sql = format!(
-        "SELECT seq, id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at
-         FROM outbox WHERE tenant_id = $1 AND seq < $2{type_filter} ORDER BY seq DESC LIMIT $3"
+        "SELECT {COLUMNS} FROM outbox WHERE tenant_id = $1 AND seq < $2{type_filter} ORDER BY seq DESC LIMIT $3"
     );
     let rows: Vec<EventView> = on!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(tenant).bind(before).bind(i64::from(page.limit) + 1).fetch_all(c).await)?;

@@ -10,7 +10,7 @@ use plinth_store::{Conn, StoreResult, on};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::list::EventView;
+use crate::list::{COLUMNS, EventView};
 
 /// How many stored events one connection replays at most; a client further behind
 /// reconnects from the last one it got.
@@ -98,10 +98,10 @@ impl Live {
 
 /// `tenant`'s stored events after `after`, oldest first, at most [`REPLAY_LIMIT`].
 pub async fn since(conn: Conn<'_>, tenant: TenantId, after: i64) -> StoreResult<Vec<EventView>> {
-    Ok(on!(conn, c => sqlx::query_as(
-        "SELECT seq, id, tenant_id, event_type, event_version, subject, data, actor_kind, actor_id, request_id, occurred_at, published_at
-         FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    ).bind(tenant).bind(after).bind(i64::from(REPLAY_LIMIT)).fetch_all(c).await)?)
+    let sql = format!("SELECT {COLUMNS} FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+    Ok(
+        on!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant).bind(after).bind(i64::from(REPLAY_LIMIT)).fetch_all(c).await)?,
+    )
 }
 
 /// Counts the live streams open per tenant on this server, up to a limit.

@@ -50,19 +50,10 @@ async fn demo_seeds_a_living_system_once(db: TestDatabase) {
     let server = Server::start(&db);
     assert!(server.setup_link.is_none(), "the demo has an operator");
     let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&serde_json::json!({"email": "olivia@acme.example", "password": "plinth demo password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let token = server.access_token("olivia@acme.example", "plinth demo password").await;
     let members: serde_json::Value = client
         .get(format!("{}/api/v1/tenants/acme/members", server.base))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()

@@ -39,19 +39,6 @@ fn seed_demo(db: &TestDatabase) {
     assert!(ok, "{err}");
 }
 
-async fn sign_in(client: &reqwest::Client, server: &Server) -> String {
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": OWNER, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn create_workspace(
     client: &reqwest::Client,
     server: &Server,
@@ -81,7 +68,7 @@ async fn a_change_through_one_server_reaches_a_live_stream_of_another_exactly_on
     let a = Server::start_with(&db, &env);
     let b = Server::start_with(&db, &env);
     let client = reqwest::Client::new();
-    let token = sign_in(&client, &a).await;
+    let token = a.access_token(OWNER, DEMO_PASSWORD).await;
 
     let response = client
         .get(format!("{}/api/v1/events/stream?tenant=acme", b.base))
@@ -124,7 +111,7 @@ async fn every_acknowledged_change_is_published_after_a_kill_9_under_load(db: Te
     let env = nats_env(&nats);
     let server = Server::start_with(&db, &env);
     let client = reqwest::Client::new();
-    let token = sign_in(&client, &server).await;
+    let token = server.access_token(OWNER, DEMO_PASSWORD).await;
 
     // Four writers create workspaces until the server is gone; each acknowledged one is
     // remembered.

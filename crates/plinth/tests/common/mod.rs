@@ -105,6 +105,20 @@ impl Server {
             .unwrap()
     }
 
+    /// Signs in with a password; returns the access token.
+    pub async fn access_token(&self, email: &str, password: &str) -> String {
+        let login: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["access_token"].as_str().unwrap().to_owned()
+    }
+
     pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
