@@ -1,5 +1,4 @@
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -31,7 +30,7 @@ pub struct AppInner {
     pub event_streams: plinth_events::StreamLimit,
     /// The JetStream bus, when `nats_url` is set (connected at startup).
     pub jetstream: OnceLock<plinth_events::JetStream>,
-    shutting_down: AtomicBool,
+    /// Whether shutdown has begun, and a signal for those who wait for it.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -64,13 +63,11 @@ impl AppState {
             events,
             event_streams,
             jetstream: OnceLock::new(),
-            shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
         }))
     }
 
     pub fn begin_shutdown(&self) {
-        self.0.shutting_down.store(true, Ordering::SeqCst);
         self.0.shutdown.send_replace(true);
     }
 
@@ -84,7 +81,7 @@ impl AppState {
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.0.shutting_down.load(Ordering::SeqCst)
+        *self.0.shutdown.borrow()
     }
 }
 
