@@ -52,6 +52,7 @@ catalog! {
     15 => "policies:read", Tenant, "See the tenant's attribute policies";
     16 => "policies:update", Tenant, "Create, change and delete attribute policies (owners only: a policy can restrict everyone)";
     17 => "events:read", Tenant, "Read the tenant's recent events, as integrations receive them";
+    18 => "webhooks:manage", Tenant, "Register webhook endpoints, read their delivery logs, replay and rotate their secrets";
 }
 
 /// Whether refusing `key` to a member is worth an audit record: the permissions that
@@ -69,6 +70,7 @@ pub fn is_sensitive(key: &str) -> bool {
             | "audit:read"
             | "roles:update"
             | "policies:update"
+            | "webhooks:manage"
     )
 }
 
@@ -129,6 +131,7 @@ impl TenantRole {
                 "policies:read",
                 "policies:update",
                 "events:read",
+                "webhooks:manage",
             ],
             TenantRole::Admin => &[
                 "tenant:read",
@@ -146,6 +149,7 @@ impl TenantRole {
                 "roles:update",
                 "policies:read",
                 "events:read",
+                "webhooks:manage",
             ],
             TenantRole::Member => &["tenant:read", "members:read", "workspaces:read", "workspaces:create"],
             TenantRole::Viewer => &["tenant:read", "members:read", "workspaces:read"],

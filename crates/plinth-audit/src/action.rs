@@ -217,6 +217,24 @@ pub const USER_EMAIL_VERIFY: Action = Action::new("user.email.verify", "A user v
 pub const USER_PROFILE_UPDATE: Action = Action::new("user.profile.update", "A user changed their profile");
 /// A user signed up.
 pub const USER_SIGNUP: Action = Action::new("user.signup", "A user signed up");
+/// A webhook endpoint was registered.
+pub const WEBHOOK_CREATE: Action = Action::new("webhook.create", "A webhook endpoint was registered");
+/// A webhook endpoint was removed.
+pub const WEBHOOK_DELETE: Action = Action::new("webhook.delete", "A webhook endpoint was removed");
+/// Plinth disabled a webhook endpoint.
+pub const WEBHOOK_DISABLE: Action = Action::new(
+    "webhook.disable",
+    "Plinth disabled a webhook endpoint (410 Gone, or failing for days)",
+);
+/// Dead deliveries were replayed.
+pub const WEBHOOK_REPLAY: Action = Action::new("webhook.replay", "Dead webhook deliveries were replayed");
+/// A webhook endpoint's secret was rotated.
+pub const WEBHOOK_SECRET_ROTATE: Action = Action::new(
+    "webhook.secret.rotate",
+    "A webhook endpoint's signing secret was rotated",
+);
+/// A webhook endpoint was changed.
+pub const WEBHOOK_UPDATE: Action = Action::new("webhook.update", "A webhook endpoint was changed");
 /// A workspace was created.
 pub const WORKSPACE_CREATE: Action = Action::new("workspace.create", "A workspace was created");
 /// A workspace was deleted.
@@ -287,6 +305,12 @@ pub const ALL: &[Action] = &[
     USER_EMAIL_VERIFY,
     USER_PROFILE_UPDATE,
     USER_SIGNUP,
+    WEBHOOK_CREATE,
+    WEBHOOK_DELETE,
+    WEBHOOK_DISABLE,
+    WEBHOOK_REPLAY,
+    WEBHOOK_SECRET_ROTATE,
+    WEBHOOK_UPDATE,
     WORKSPACE_CREATE,
     WORKSPACE_DELETE,
     WORKSPACE_UPDATE,

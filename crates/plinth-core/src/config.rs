@@ -31,7 +31,17 @@ macro_rules! from_str_setting {
         }
     )*};
 }
-from_str_setting!(u16, u32, u64, usize, SocketAddr, LogFormat, SqliteSynchronous, Networks);
+from_str_setting!(
+    u16,
+    u32,
+    u64,
+    usize,
+    SocketAddr,
+    LogFormat,
+    SqliteSynchronous,
+    Networks,
+    Delays
+);
 
 impl SettingValue for bool {
     fn parse_setting(raw: &str) -> Result<Self, String> {
@@ -204,6 +214,14 @@ settings! {
     webhook_allowed_networks: Networks = "", env "PLINTH_WEBHOOK_ALLOWED_NETWORKS";
     /// Allow webhook endpoints over plain `http://` (development only); otherwise `https://` is required.
     webhook_allow_http: bool = "false", env "PLINTH_WEBHOOK_ALLOW_HTTP";
+    /// Waits before each retry of a failed webhook delivery (`s`, `m`, `h` units; each give or take a tenth); after the last, the delivery goes to the dead-letter queue.
+    webhook_retry_schedule: Delays = "5s,5m,30m,2h,5h,10h,14h", env "PLINTH_WEBHOOK_RETRY_SCHEDULE";
+    /// Seconds a webhook endpoint has to answer; a slower answer is a failed attempt.
+    webhook_timeout_secs: u64 = "10", env "PLINTH_WEBHOOK_TIMEOUT_SECS";
+    /// Hours an endpoint may fail every attempt before it is disabled and the tenant's owners are e-mailed.
+    webhook_disable_after_hours: u32 = "120", env "PLINTH_WEBHOOK_DISABLE_AFTER_HOURS";
+    /// Days finished webhook deliveries (delivered or dead) and their attempts are kept.
+    webhook_log_retention_days: u32 = "30", env "PLINTH_WEBHOOK_LOG_RETENTION_DAYS";
     /// Master key (base64, 32 bytes) encrypting secrets at rest. Unset: a key file in the data directory.
     master_key: Option<SecretString> = "", env "PLINTH_MASTER_KEY";
     /// SMTP server URL, e.g. `smtps://user:pass@mail.example.com`. Unset: e-mails go to the development outbox.
@@ -254,6 +272,44 @@ settings! {
     events_streams_per_tenant: u32 = "50", env "PLINTH_EVENTS_STREAMS_PER_TENANT";
     /// Events a live stream may fall behind before it is ended with `event: overflow`.
     events_stream_buffer: u32 = "1024", env "PLINTH_EVENTS_STREAM_BUFFER";
+}
+
+/// A list of waits, written `5s,5m,2h` (a number alone is seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delays(pub Vec<std::time::Duration>);
+
+impl std::str::FromStr for Delays {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut delays = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (number, unit) = match item.find(|c: char| !c.is_ascii_digit()) {
+                Some(at) => item.split_at(at),
+                None => (item, "s"),
+            };
+            let count: u64 = number
+                .parse()
+                .map_err(|_| format!("{item:?} is not a wait such as 30s, 5m or 2h"))?;
+            let seconds = match unit {
+                "s" => count,
+                "m" => count.saturating_mul(60),
+                "h" => count.saturating_mul(3600),
+                _ => return Err(format!("{item:?}: the unit must be s, m or h")),
+            };
+            delays.push(std::time::Duration::from_secs(seconds));
+        }
+        if delays.len() > 20 {
+            return Err(String::from("at most 20 waits"));
+        }
+        Ok(Delays(delays))
+    }
+}
+
+impl std::fmt::Display for Delays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items: Vec<String> = self.0.iter().map(|d| format!("{}s", d.as_secs())).collect();
+        f.write_str(&items.join(","))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,6 +542,20 @@ mod tests {
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn delays_read_units_and_refuse_the_rest() {
+        let parsed: Delays = "5s, 5m,2h,7".parse().unwrap();
+        assert_eq!(
+            parsed.0.iter().map(|d| d.as_secs()).collect::<Vec<_>>(),
+            [5, 300, 7200, 7]
+        );
+        assert_eq!(parsed.to_string(), "5s,300s,7200s,7s");
+        assert!("".parse::<Delays>().unwrap().0.is_empty());
+        for bad in ["5d", "x", "-1s", "1.5h"] {
+            assert!(bad.parse::<Delays>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -276,6 +276,38 @@ catalogue! {
         user_id: uuid::Uuid,
         display_name: String,
     }
+    /// A webhook endpoint was registered.
+    WebhookCreated = "webhook.created", version 1: "A webhook endpoint was registered" {
+        webhook_id: uuid::Uuid,
+        url: String,
+        event_types: Vec<String>,
+    }
+    /// A webhook endpoint was removed.
+    WebhookDeleted = "webhook.deleted", version 1: "A webhook endpoint was removed, with its deliveries" {
+        webhook_id: uuid::Uuid,
+        url: String,
+    }
+    /// Plinth disabled a webhook endpoint.
+    WebhookDisabled = "webhook.disabled", version 1: "Plinth disabled a webhook endpoint: it answered 410 Gone (`gone`), or every attempt failed for days (`failing`)" {
+        webhook_id: uuid::Uuid,
+        url: String,
+        reason: String,
+    }
+    /// Dead deliveries were put back on the schedule.
+    WebhookReplayed = "webhook.replayed", version 1: "Deliveries of a webhook endpoint were taken out of the dead-letter queue to be attempted again" {
+        webhook_id: uuid::Uuid,
+        deliveries: u64,
+    }
+    /// A webhook endpoint's secret was rotated.
+    WebhookSecretRotated = "webhook.secret_rotated", version 1: "A webhook endpoint got a new signing secret; the previous one signs too until `previous_expires_at`" {
+        webhook_id: uuid::Uuid,
+        previous_expires_at: String,
+    }
+    /// A webhook endpoint was changed.
+    WebhookUpdated = "webhook.updated", version 1: "A webhook endpoint's URL, description, event types or enabled state changed" {
+        webhook_id: uuid::Uuid,
+        enabled: bool,
+    }
     /// A workspace was created.
     WorkspaceCreated = "workspace.created", version 1: "A workspace was created" {
         workspace_id: uuid::Uuid,

@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use plinth_core::Timestamp;
 use plinth_store::{Conn, Db, StoreError, exec, on};
 
@@ -50,6 +52,8 @@ pub struct Dispatched {
     /// Tenants with events waiting that another dispatcher was publishing at the time:
     /// left for a later claim.
     pub deferred: usize,
+    /// Webhook deliveries made of the published events.
+    pub deliveries: usize,
 }
 
 /// Claims, publishes and marks at most `batch` events.
@@ -69,7 +73,10 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
     };
     if claimed.is_empty() {
         tx.rollback().await?;
-        return Ok(Dispatched { published: 0, deferred });
+        return Ok(Dispatched {
+            deferred,
+            ..Dispatched::default()
+        });
     }
     let now = Timestamp::now();
     let events: Vec<Arc<EventView>> = claimed
@@ -80,6 +87,8 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
         })
         .collect();
     sink.publish(&events).await?;
+    // In the transaction that marks the events published: each is fanned out once.
+    let deliveries = crate::webhooks::deliveries::fan_out(&mut tx, &events).await?;
     // Numbers from the database, not input: safe to inline.
     let seqs = events.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(",");
     exec!(tx.conn(), c => sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -89,6 +98,7 @@ pub async fn dispatch_batch(db: &Db, sink: &impl Sink, batch: u32) -> Result<Dis
     Ok(Dispatched {
         published: events.len(),
         deferred,
+        deliveries,
     })
 }
 
@@ -142,10 +152,22 @@ async fn claim_on_postgres(c: &mut sqlx::PgConnection, limit: i64) -> Result<(Ve
 /// Publishes until the outbox is empty, then waits for the next commit that wrote events
 /// (or `poll`, for events of other processes that stopped before publishing theirs);
 /// returns when `stop` says so. Failures are logged and retried after `poll`.
-pub async fn run(db: Db, sink: impl Sink, batch: u32, poll: Duration, stop: impl Fn() -> bool) {
+/// `deliveries_ready` is told when webhook deliveries were made.
+pub async fn run(
+    db: Db,
+    sink: impl Sink,
+    batch: u32,
+    poll: Duration,
+    deliveries_ready: Arc<Notify>,
+    stop: impl Fn() -> bool,
+) {
     let committed = db.outbox_committed();
     while !stop() {
-        match dispatch_batch(&db, &sink, batch).await {
+        let dispatched = dispatch_batch(&db, &sink, batch).await;
+        if matches!(&dispatched, Ok(d) if d.deliveries > 0) {
+            deliveries_ready.notify_one();
+        }
+        match dispatched {
             Ok(d) if d.published as u64 >= u64::from(batch) => continue,
             // Another dispatcher is finishing an older part of these tenants' events.
             Ok(d) if d.deferred > 0 => {

@@ -167,7 +167,7 @@ async fn a_commit_that_wrote_events_wakes_the_dispatcher(db: TestDatabase) {
     let worker = tokio::spawn({
         let (db, bus, stop) = (db.clone(), bus.clone(), stop.clone());
         async move {
-            dispatch::run(db, bus, 100, Duration::from_secs(3600), move || {
+            dispatch::run(db, bus, 100, Duration::from_secs(3600), Default::default(), move || {
                 stop.load(std::sync::atomic::Ordering::SeqCst)
             })
             .await;

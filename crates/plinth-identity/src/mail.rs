@@ -62,6 +62,12 @@ pub enum EmailKind {
         tenant: String,
         link: String,
     },
+    WebhookDisabled {
+        tenant: String,
+        url: String,
+        reason: String,
+        link: String,
+    },
 }
 
 mod templates {
@@ -93,6 +99,7 @@ mod templates {
     pair!(NewSignInText, NewSignInHtml, "email/new_sign_in.txt", "email/new_sign_in.html", { name, ip, user_agent, time, link });
     pair!(MfaChangedText, MfaChangedHtml, "email/mfa_changed.txt", "email/mfa_changed.html", { name, change, link });
     pair!(InviteText, InviteHtml, "email/invite.txt", "email/invite.html", { inviter, tenant, link });
+    pair!(WebhookDisabledText, WebhookDisabledHtml, "email/webhook_disabled.txt", "email/webhook_disabled.html", { tenant, url, reason, link });
 }
 
 fn render(text: impl Template, html: impl Template) -> IdentityResult<(String, String)> {
@@ -231,6 +238,33 @@ impl EmailKind {
                         base_url: b,
                         inviter,
                         tenant,
+                        link,
+                    },
+                )?,
+            ),
+            EmailKind::WebhookDisabled {
+                tenant,
+                url,
+                reason,
+                link,
+            } => (
+                "webhook_disabled",
+                format!("A webhook endpoint of {tenant} was disabled"),
+                render(
+                    WebhookDisabledText {
+                        product: p,
+                        base_url: b,
+                        tenant,
+                        url,
+                        reason,
+                        link,
+                    },
+                    WebhookDisabledHtml {
+                        product: p,
+                        base_url: b,
+                        tenant,
+                        url,
+                        reason,
                         link,
                     },
                 )?,

@@ -157,6 +157,11 @@ impl Identity {
         &self.inner.db
     }
 
+    /// The key secrets stored in the database are sealed with.
+    pub fn master(&self) -> &MasterKey {
+        &self.inner.master
+    }
+
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
     }

@@ -223,7 +223,7 @@ async fn latency(database: &TestDatabase, nats: Option<&TestNats>, label: &(Stri
 
     // An owner of one tenant, following its stream with a token.
     let (owner, tenant) = plinth_server_bench_owner(&state, &base).await;
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     let response = client
         .get(format!("{base}/api/v1/events/stream?tenant={}", tenant.0))
         .bearer_auth(&owner)
@@ -304,7 +304,7 @@ async fn plinth_server_bench_owner(state: &AppState, base: &str) -> (String, Ten
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     let login: serde_json::Value = client
         .post(format!("{base}/api/v1/auth/login"))
         .json(&serde_json::json!({"email": "owner@bench.test", "password": password}))

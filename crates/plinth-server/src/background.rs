@@ -1,7 +1,7 @@
 //! Work the server does on its own schedule: delivering e-mail, the daily clean-up of
 //! spent credentials, expiring trials, verifying the audit chains, pruning audit records
-//! past their retention, publishing events and pruning published ones, and pruning
-//! rate-limiter memory.
+//! past their retention, publishing events and pruning published ones, delivering
+//! webhooks and pruning their log, and pruning rate-limiter memory.
 
 use std::time::Duration;
 
@@ -118,6 +118,7 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
     });
 
     spawn_dispatcher(state);
+    spawn_deliverer(state)?;
 
     let prune_state = state.clone();
     tokio::spawn(async move {
@@ -126,6 +127,7 @@ pub fn spawn(state: &AppState) -> Result<(), String> {
             prune_state.identity.limits().prune();
             prune_state.tenancy.prune_limits();
             prune_events(&prune_state, Timestamp::now()).await;
+            prune_webhook_log(&prune_state, Timestamp::now()).await;
         }
     });
     Ok(())
@@ -172,10 +174,40 @@ pub fn spawn_dispatcher(state: &AppState) {
             publisher,
             plinth_events::dispatch::DEFAULT_BATCH,
             EVENTS_POLL_INTERVAL,
+            state.webhooks_ready.clone(),
             stop,
         )
         .await;
     });
+}
+
+/// Starts delivering webhooks, until shutdown.
+pub fn spawn_deliverer(state: &AppState) -> Result<(), String> {
+    let config = &state.config;
+    let mut settings =
+        plinth_events::webhooks::DeliverySettings::new(crate::state::webhook_rules(config));
+    settings.schedule = config.webhook_retry_schedule.0.clone();
+    settings.timeout = Duration::from_secs(config.webhook_timeout_secs.max(1));
+    settings.disable_after = time::Duration::hours(i64::from(config.webhook_disable_after_hours));
+    let deliverer = plinth_events::webhooks::Deliverer::new(
+        state.db.clone(),
+        std::sync::Arc::new(state.identity.master().clone()),
+        std::sync::Arc::new(plinth_tenancy::DisableNotice {
+            base_url: state.identity.config().base_url.clone(),
+        }),
+        settings,
+        state.webhooks_ready.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stop = {
+            let state = state.clone();
+            move || state.is_shutting_down()
+        };
+        deliverer.run(EVENTS_POLL_INTERVAL, stop).await;
+    });
+    Ok(())
 }
 
 /// Hands every event JetStream receives to this server's bus, following again after a
@@ -200,6 +232,32 @@ fn spawn_follower(state: &AppState, jetstream: plinth_events::JetStream) {
 }
 
 /// Deletes published events older than the configured retention; returns how many.
+/// Prunes finished webhook deliveries past the log's retention as of `now`.
+pub async fn prune_webhook_log(state: &AppState, now: Timestamp) -> Option<u64> {
+    let retention = time::Duration::days(i64::from(state.config.webhook_log_retention_days));
+    match plinth_events::webhooks::deliveries::prune_finished(
+        &state.db,
+        now - retention,
+        EVENTS_PRUNE_BATCH,
+    )
+    .await
+    {
+        Ok(pruned) => {
+            if pruned > 0 {
+                tracing::info!(
+                    deliveries = pruned,
+                    "finished webhook deliveries past retention pruned"
+                );
+            }
+            Some(pruned)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "pruning the webhook delivery log");
+            None
+        }
+    }
+}
+
 pub async fn prune_events(state: &AppState, now: Timestamp) -> Option<u64> {
     let retention = time::Duration::hours(i64::from(state.config.events_retention_hours));
     match plinth_events::dispatch::prune_published(&state.db, now - retention, EVENTS_PRUNE_BATCH)

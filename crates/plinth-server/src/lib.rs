@@ -60,6 +60,7 @@ use crate::problem::{Problem, ProblemKind};
         (name = "access", description = "Permissions, roles, the role matrix and permission checks"),
         (name = "audit", description = "The tamper-evident audit trail: the catalogue of actions, reading and verifying chains"),
         (name = "events", description = "The catalogue of events and the schemas of their payloads"),
+        (name = "webhooks", description = "Webhook endpoints of a tenant: signed deliveries of its events, their log, the dead-letter queue and replay"),
     )
 )]
 struct ApiDoc;

@@ -30,6 +30,10 @@ pub struct AppInner {
     pub event_streams: plinth_events::StreamLimit,
     /// The JetStream bus, when `nats_url` is set (connected at startup).
     pub jetstream: OnceLock<plinth_events::JetStream>,
+    /// Tenants' webhook endpoints.
+    pub webhooks: plinth_tenancy::Webhooks,
+    /// Told when the dispatcher made webhook deliveries, so the deliverer starts at once.
+    pub webhooks_ready: Arc<tokio::sync::Notify>,
     /// Whether shutdown has begun, and a signal for those who wait for it.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -46,10 +50,23 @@ pub fn tenancy(config: &Config, db: &Db) -> Tenancy {
     Tenancy::new(db.clone()).with_audit_retention(retention)
 }
 
+/// Where webhook endpoints may point, as `config` says.
+pub fn webhook_rules(config: &Config) -> plinth_events::webhooks::TargetRules {
+    plinth_events::webhooks::TargetRules {
+        allowed: config.webhook_allowed_networks.clone(),
+        allow_http: config.webhook_allow_http,
+    }
+}
+
 impl AppState {
     pub fn new(config: Config, db: Db, identity: Identity) -> Self {
         let events = plinth_events::Bus::new(config.events_stream_buffer as usize);
         let event_streams = plinth_events::StreamLimit::new(config.events_streams_per_tenant);
+        let webhooks = plinth_tenancy::Webhooks::new(
+            db.clone(),
+            Arc::new(identity.master().clone()),
+            webhook_rules(&config),
+        );
         Self(Arc::new(AppInner {
             metrics: Metrics::new(db.backend().as_str()),
             setup: Setup::new(db.clone(), identity.hasher().clone()),
@@ -63,6 +80,8 @@ impl AppState {
             events,
             event_streams,
             jetstream: OnceLock::new(),
+            webhooks,
+            webhooks_ready: Arc::new(tokio::sync::Notify::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
         }))
     }

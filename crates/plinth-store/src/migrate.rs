@@ -55,6 +55,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_audit_retention", postgres = "0012_audit_retention"),
     migration!(13, "0013_event_versions"),
     migration!(14, "0014_outbox_dispatch", postgres = "0014_outbox_dispatch"),
+    migration!(15, "0015_webhooks", postgres = "0015_webhooks"),
 ];
 
 impl Migration {

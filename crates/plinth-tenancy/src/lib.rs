@@ -21,6 +21,7 @@ mod roles;
 mod scope;
 mod service;
 mod slug;
+mod webhooks;
 mod workspaces;
 
 pub use api_keys::ApiKeyRequest;
@@ -38,6 +39,7 @@ pub use portals::{NavItem, Portal, PortalInput, PublicPortal, SignInOptions};
 pub use roles::{Decision, MatrixUpdate, RoleBook, RoleInput, RoleMatrix, RoleView};
 pub use service::{MyTenant, Tenancy, TenantRequester};
 pub use slug::Slug;
+pub use webhooks::{DisableNotice, ReplayRequest, Replayed, TestSent, Webhooks};
 pub use workspaces::Workspace;
 
 pub use scope::TenantScope;

@@ -40,6 +40,21 @@ const fn table(name: &'static str, on_purge: OnPurge, in_export: InExport) -> Te
 
 /// Children before parents, the order a purge deletes in.
 pub const TENANT_TABLES: &[TenantTable] = &[
+    table(
+        "webhook_attempts",
+        OnPurge::Delete,
+        InExport::Left("the delivery log belongs to the instance that delivered"),
+    ),
+    table(
+        "webhook_deliveries",
+        OnPurge::Delete,
+        InExport::Left("the delivery log belongs to the instance that delivered"),
+    ),
+    table(
+        "webhook_endpoints",
+        OnPurge::Delete,
+        InExport::Left("endpoints hold signing secrets sealed for this instance; register them again"),
+    ),
     table("feature_flags", OnPurge::Delete, InExport::Rows),
     table("portals", OnPurge::Delete, InExport::Rows),
     table("invitations", OnPurge::Delete, InExport::Rows),

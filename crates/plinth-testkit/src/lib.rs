@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 use sqlx::{Connection, PgConnection};
 
 pub mod sse;
+pub mod webhook;
+
+/// An HTTP client builder for tests. reqwest is built with rustls and no crypto provider
+/// of its own (Plinth's webhook client brings ring explicitly), so a client that does not
+/// bring one needs the process default: this installs ring as that default first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
 
 pub const POSTGRES_ENV: &str = "PLINTH_TEST_POSTGRES_URL";
 pub const NATS_ENV: &str = "PLINTH_TEST_NATS_URL";

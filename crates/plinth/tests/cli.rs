@@ -49,7 +49,7 @@ async fn demo_seeds_a_living_system_once(db: TestDatabase) {
 
     let server = Server::start(&db);
     assert!(server.setup_link.is_none(), "the demo has an operator");
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     let token = server.access_token("olivia@acme.example", "plinth demo password").await;
     let members: serde_json::Value = client
         .get(format!("{}/api/v1/tenants/acme/members", server.base))
@@ -69,7 +69,7 @@ async fn serve_prints_a_setup_link_that_creates_the_first_admin(db: TestDatabase
     let server = Server::start(&db);
     let link = server.setup_link.clone().expect("a setup link on first start");
     let token = link.rsplit('=').next().unwrap().to_owned();
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
     let created = client
         .post(format!("{}/api/v1/setup", server.base))

@@ -67,7 +67,7 @@ async fn a_change_through_one_server_reaches_a_live_stream_of_another_exactly_on
     env.push(("PLINTH_PUBLIC_URL", "http://plinth.test".to_owned()));
     let a = Server::start_with(&db, &env);
     let b = Server::start_with(&db, &env);
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     let token = a.access_token(OWNER, DEMO_PASSWORD).await;
 
     let response = client
@@ -110,7 +110,7 @@ async fn every_acknowledged_change_is_published_after_a_kill_9_under_load(db: Te
     seed_demo(&db);
     let env = nats_env(&nats);
     let server = Server::start_with(&db, &env);
-    let client = reqwest::Client::new();
+    let client = plinth_testkit::http_client().build().unwrap();
     let token = server.access_token(OWNER, DEMO_PASSWORD).await;
 
     // Four writers create workspaces until the server is gone; each acknowledged one is

@@ -32,6 +32,8 @@ pub enum SecretError {
     Random,
     #[error("not a signing secret (whsec_ and base64 of 24 to 64 bytes)")]
     Malformed,
+    #[error("sealing failed: {0}")]
+    Sealing(String),
 }
 
 impl SigningSecret {

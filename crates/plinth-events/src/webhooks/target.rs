@@ -60,8 +60,8 @@ impl TargetRules {
         }
         match url.host() {
             None => Err(TargetRefused::NoHost),
-            Some(Host::Ipv4(v4)) => self.admit(&url, IpAddr::V4(v4)).map(|()| url.clone()),
-            Some(Host::Ipv6(v6)) => self.admit(&url, IpAddr::V6(v6)).map(|()| url.clone()),
+            Some(Host::Ipv4(v4)) => self.admit(&host_of(&url), IpAddr::V4(v4)).map(|()| url.clone()),
+            Some(Host::Ipv6(v6)) => self.admit(&host_of(&url), IpAddr::V6(v6)).map(|()| url.clone()),
             Some(Host::Domain(_)) => Ok(url.clone()),
         }
     }
@@ -71,30 +71,41 @@ impl TargetRules {
     /// public ones is refused: the connection could go to either).
     pub async fn resolve(&self, url: &Url) -> Result<Vec<SocketAddr>, TargetRefused> {
         let port = url.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<SocketAddr> = match url.host() {
-            None => return Err(TargetRefused::NoHost),
-            Some(Host::Ipv4(v4)) => vec![SocketAddr::new(IpAddr::V4(v4), port)],
-            Some(Host::Ipv6(v6)) => vec![SocketAddr::new(IpAddr::V6(v6), port)],
-            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
-                .await
-                .map(Iterator::collect)
-                .unwrap_or_default(),
-        };
+        match url.host() {
+            None => Err(TargetRefused::NoHost),
+            Some(Host::Ipv4(v4)) => self
+                .admit(&host_of(url), IpAddr::V4(v4))
+                .map(|()| vec![SocketAddr::new(v4.into(), port)]),
+            Some(Host::Ipv6(v6)) => self
+                .admit(&host_of(url), IpAddr::V6(v6))
+                .map(|()| vec![SocketAddr::new(v6.into(), port)]),
+            Some(Host::Domain(name)) => self.resolve_name(name, port).await,
+        }
+    }
+
+    /// Resolves a host name, as [`resolve`](Self::resolve) does: every address must be
+    /// admitted. The HTTP client calls this for each connection it opens, so the addresses
+    /// checked are the addresses connected to.
+    pub async fn resolve_name(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>, TargetRefused> {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
+            .await
+            .map(Iterator::collect)
+            .unwrap_or_default();
         if addresses.is_empty() {
-            return Err(TargetRefused::Unresolvable { host: host_of(url) });
+            return Err(TargetRefused::Unresolvable { host: name.to_owned() });
         }
         for address in &addresses {
-            self.admit(url, address.ip())?;
+            self.admit(name, address.ip())?;
         }
         Ok(addresses)
     }
 
-    fn admit(&self, url: &Url, address: IpAddr) -> Result<(), TargetRefused> {
+    fn admit(&self, host: &str, address: IpAddr) -> Result<(), TargetRefused> {
         if is_public(address) || self.allowed.contains(address) {
             Ok(())
         } else {
             Err(TargetRefused::NotPublic {
-                host: host_of(url),
+                host: host.to_owned(),
                 address,
             })
         }

@@ -168,6 +168,28 @@ impl MasterKey {
     }
 }
 
+/// What webhook signing secrets are sealed for.
+const WEBHOOK_SECRET_PURPOSE: &str = "webhook_endpoints.secret";
+
+impl plinth_events::webhooks::SecretBox for MasterKey {
+    fn seal(
+        &self,
+        secret: &plinth_events::webhooks::SigningSecret,
+    ) -> Result<Vec<u8>, plinth_events::webhooks::SecretError> {
+        MasterKey::seal(self, WEBHOOK_SECRET_PURPOSE, secret.as_bytes())
+            .map_err(|e| plinth_events::webhooks::SecretError::Sealing(e.to_string()))
+    }
+
+    fn open(
+        &self,
+        sealed: &[u8],
+    ) -> Result<plinth_events::webhooks::SigningSecret, plinth_events::webhooks::SecretError> {
+        let bytes = MasterKey::open(self, WEBHOOK_SECRET_PURPOSE, sealed)
+            .map_err(|e| plinth_events::webhooks::SecretError::Sealing(e.to_string()))?;
+        Ok(plinth_events::webhooks::SigningSecret::from_bytes(bytes.to_vec()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod portals;
 pub mod setup;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use axum::http::Method;
@@ -146,6 +147,18 @@ pub fn register(routes: Routes) -> Routes {
         .api(User, routes!(events::types))
         .api(Tenant("events:read"), routes!(events::list))
         .api(Tenant("events:read"), routes!(events::stream))
+        .api(
+            Tenant("webhooks:manage"),
+            routes!(webhooks::list, webhooks::create),
+        )
+        .api(
+            Tenant("webhooks:manage"),
+            routes!(webhooks::get, webhooks::update, webhooks::delete),
+        )
+        .api(Tenant("webhooks:manage"), routes!(webhooks::rotate_secret))
+        .api(Tenant("webhooks:manage"), routes!(webhooks::send_test))
+        .api(Tenant("webhooks:manage"), routes!(webhooks::deliveries))
+        .api(Tenant("webhooks:manage"), routes!(webhooks::replay))
         .api(Tenant("members:read"), routes!(members::list))
         .api(Tenant("members:update"), routes!(members::update))
         .api(Tenant("members:remove"), routes!(members::remove))

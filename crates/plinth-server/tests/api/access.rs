@@ -54,7 +54,14 @@ async fn every_builtin_role_can_do_exactly_what_its_matrix_says(db: TestDatabase
             // Objects that do not exist: an allowed request gets past the guard and
             // finds nothing (404) or is refused for its input, never 403.
             let mut path = in_tenant(&route.path, "matrix");
-            for param in ["{workspace}", "{user}", "{id}", "{portal}", "{policy}"] {
+            for param in [
+                "{workspace}",
+                "{user}",
+                "{id}",
+                "{portal}",
+                "{policy}",
+                "{webhook}",
+            ] {
                 path = path.replace(param, &uuid::Uuid::now_v7().to_string());
             }
             path = path

@@ -60,7 +60,7 @@ impl Browser {
     pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             base: app.base.clone(),
-            client: reqwest::Client::builder()
+            client: plinth_testkit::http_client()
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent("Mozilla/5.0 (plinth-tests)")
                 .build()

@@ -20,6 +20,7 @@ struct World {
     a_invitation: String,
     a_portal: String,
     a_policy: String,
+    a_webhook: String,
     alice: plinth_core::UserId,
     bob_token: String,
 }
@@ -90,8 +91,19 @@ async fn world(app: &TestApp) -> World {
         .json()
         .await
         .unwrap();
+    let webhook: serde_json::Value = app
+        .post_as(
+            "/api/v1/tenants/tenant-a/webhooks",
+            &alice_token,
+            &json!({"url": "https://93.184.216.34/a-hook"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     World {
         a_policy: policy["id"].as_str().unwrap().to_owned(),
+        a_webhook: webhook["id"].as_str().unwrap().to_owned(),
         a_portal: portal["id"].as_str().unwrap().to_owned(),
         a_id: a["id"].as_str().unwrap().to_owned(),
         a_workspace: workspace["id"].as_str().unwrap().to_owned(),
@@ -138,7 +150,16 @@ async fn snapshot(app: &TestApp, tenant: &str) -> String {
     ).bind(tenant).fetch_all(c).await)
     .unwrap();
     assert_eq!(pol.len(), 1, "tenant A's policy is in the snapshot");
-    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}\n{p:?}\n{f:?}\n{r:?}\n{pol:?}")
+    let hooks: Vec<(String, String, bool, Vec<u8>)> = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT url, description, enabled, secret FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY id"
+    ).bind(tenant).fetch_all(c).await)
+    .unwrap();
+    let sent: i64 = on!(conn.conn(), c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE tenant_id = $1 AND event_type = 'webhook.test'"
+    ).bind(tenant).fetch_one(c).await)
+    .unwrap();
+    assert_eq!(hooks.len(), 1, "tenant A's webhook is in the snapshot");
+    format!("{t:?}\n{m:?}\n{w:?}\n{i:?}\n{p:?}\n{f:?}\n{r:?}\n{pol:?}\n{hooks:?}\n{sent}")
 }
 
 const NEVER_TRUE: &str = "forbid(principal, action, resource) when { context.hour > 24 };";
@@ -174,6 +195,14 @@ pub fn valid_body(route: &plinth_server::RouteInfo) -> serde_json::Value {
         }
         ("POST", "/api/v1/tenants/{tenant}/policies/validate") => json!({"source": NEVER_TRUE}),
         ("PATCH", "/api/v1/tenants/{tenant}/policies/{policy}") => json!({"source": NEVER_TRUE}),
+        // A public address: the sweep runs with the platform's default target rules.
+        ("POST", "/api/v1/tenants/{tenant}/webhooks") => {
+            json!({"url": "https://93.184.216.34/hook"})
+        }
+        ("PATCH", "/api/v1/tenants/{tenant}/webhooks/{webhook}") => json!({"description": "pwned"}),
+        ("POST", "/api/v1/tenants/{tenant}/webhooks/{webhook}/replay") => {
+            json!({"since": "2020-01-01T00:00:00Z"})
+        }
         (method, path) => panic!("the cross-tenant sweep needs a valid body for {method} {path}"),
     }
 }
@@ -370,6 +399,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 ("{key}", "beta".to_owned()),
                 ("{role}", "a-auditor".to_owned()),
                 ("{policy}", w.a_policy.clone()),
+                ("{webhook}", w.a_webhook.clone()),
             ] {
                 path = path.replace(param, &value);
             }
@@ -386,6 +416,7 @@ async fn a_member_of_another_tenant_can_reach_nothing_of_tenant_a(db: TestDataba
                 "{portal}",
                 "{role}",
                 "{policy}",
+                "{webhook}",
             ]
             .iter()
             .any(|p| route.path.contains(p));

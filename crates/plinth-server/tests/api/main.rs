@@ -30,3 +30,4 @@ mod setup;
 mod support;
 mod tenants;
 mod tokens;
+mod webhooks;

@@ -261,6 +261,12 @@ fn event_of(action: &str) -> &'static str {
         "member.join" => "member.joined",
         "member.update" => "member.updated",
         "member.remove" => "member.removed",
+        "webhook.create" => "webhook.created",
+        "webhook.update" => "webhook.updated",
+        "webhook.delete" => "webhook.deleted",
+        "webhook.secret.rotate" => "webhook.secret_rotated",
+        "webhook.replay" => "webhook.replayed",
+        "webhook.disable" => "webhook.disabled",
         other => panic!("no event is named for audit action {other}"),
     }
 }
@@ -273,6 +279,8 @@ async fn every_change_writes_exactly_one_audit_record_with_its_action(db: TestDa
     let app = TestApp::on(db)
         .with("signup_enabled", true)
         .with("require_admin_mfa", false)
+        .with("webhook_allow_http", true)
+        .with("webhook_allowed_networks", "127.0.0.0/8")
         .spawn()
         .await;
     let mut w = Walk::new(&app).await;
@@ -771,6 +779,76 @@ async fn every_change_writes_exactly_one_audit_record_with_its_action(db: TestDa
         "DELETE",
         "/api/v1/tenants/{tenant}/portals/{portal}",
         Some("portal.delete"),
+        r,
+    )
+    .await;
+
+    let r = app
+        .post_as(
+            &format!("{t}/webhooks"),
+            &user,
+            &json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    let hook = w
+        .check(
+            "POST",
+            "/api/v1/tenants/{tenant}/webhooks",
+            Some("webhook.create"),
+            r,
+        )
+        .await;
+    let hook = format!("{t}/webhooks/{}", s(&hook["id"]));
+    let r = app
+        .patch_as(&hook, &user, &json!({"description": "sync"}))
+        .await;
+    w.check(
+        "PATCH",
+        "/api/v1/tenants/{tenant}/webhooks/{webhook}",
+        Some("webhook.update"),
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(&format!("{hook}/rotate-secret"), &user, &json!({}))
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/webhooks/{webhook}/rotate-secret",
+        Some("webhook.secret.rotate"),
+        r,
+    )
+    .await;
+    // A test delivery changes nothing of the tenant's: its trace is the delivery log.
+    let r = app
+        .post_as(&format!("{hook}/test"), &user, &json!({}))
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/webhooks/{webhook}/test",
+        None,
+        r,
+    )
+    .await;
+    let r = app
+        .post_as(
+            &format!("{hook}/replay"),
+            &user,
+            &json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    w.check(
+        "POST",
+        "/api/v1/tenants/{tenant}/webhooks/{webhook}/replay",
+        Some("webhook.replay"),
+        r,
+    )
+    .await;
+    let r = app.delete_as(&hook, &user).await;
+    w.check(
+        "DELETE",
+        "/api/v1/tenants/{tenant}/webhooks/{webhook}",
+        Some("webhook.delete"),
         r,
     )
     .await;

@@ -350,6 +350,7 @@ impl TestAppBuilder {
                 .await
                 .unwrap();
             plinth_server::background::spawn_dispatcher(&state);
+            plinth_server::background::spawn_deliverer(&state).unwrap();
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let server_state = state.clone();
@@ -362,7 +363,7 @@ impl TestAppBuilder {
         });
         TestApp {
             base,
-            client: reqwest::Client::builder()
+            client: plinth_testkit::http_client()
                 .timeout(Duration::from_secs(30))
                 .user_agent("plinth-tests")
                 .build()

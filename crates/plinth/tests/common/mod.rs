@@ -97,7 +97,11 @@ impl Server {
 
     /// `GET path` on this server, read as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("{}{path}", self.base))
+        plinth_testkit::http_client()
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", self.base))
+            .send()
             .await
             .unwrap()
             .json()
@@ -107,7 +111,9 @@ impl Server {
 
     /// Signs in with a password; returns the access token.
     pub async fn access_token(&self, email: &str, password: &str) -> String {
-        let login: serde_json::Value = reqwest::Client::new()
+        let login: serde_json::Value = plinth_testkit::http_client()
+            .build()
+            .unwrap()
             .post(format!("{}/api/v1/auth/login", self.base))
             .json(&serde_json::json!({"email": email, "password": password}))
             .send()
