@@ -3,31 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use plinth_core::config::SqliteSynchronous;
+use common::open;
 use plinth_core::{Actor, PageRequest, TenantId, Timestamp};
 use plinth_events::catalog::TenantUpdated;
 use plinth_events::dispatch::{self, DispatchError};
 use plinth_events::{Bus, EventView, NewEvent, Sink};
-use plinth_store::{Db, DbOptions, exec};
+use plinth_store::{Db, exec};
 use plinth_testkit::{TestDatabase, backend_tests};
-use secrecy::SecretString;
-
-async fn open(db: &TestDatabase) -> Db {
-    let store = Db::open(&DbOptions {
-        url: Some(SecretString::from(db.url.clone())),
-        data_dir: db.data_dir.clone(),
-        max_connections: 4,
-        sqlite_synchronous: SqliteSynchronous::Full,
-    })
-    .await
-    .unwrap();
-    store.migrate(|_| {}).await.unwrap();
-    store
-}
 
 /// Commits one event per tenant of `tenants`, in that order, each in its own transaction.
 async fn commit_events(db: &Db, tenants: &[TenantId]) {

@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use plinth_core::config::SqliteSynchronous;
+use common::open;
 use plinth_core::{Actor, TenantId, Timestamp};
 use plinth_events::catalog::TenantUpdated;
 use plinth_events::dispatch;
@@ -18,29 +20,15 @@ use plinth_events::webhooks::{
     Deliverer, DeliveryError, DeliverySettings, OnDisabled, SecretBox, SecretError, SigningSecret, TargetRules,
 };
 use plinth_events::{Bus, NewEvent};
-use plinth_store::{Db, DbOptions, Tx, exec, on};
+use plinth_store::{Db, Tx, exec, on};
 use plinth_testkit::webhook::{Answer, Receiver};
 use plinth_testkit::{TestDatabase, backend_tests};
-use secrecy::SecretString;
 
 backend_tests!(
     every_attempt_resolves_the_host_again_and_refuses_a_private_address,
     failing_for_days_disables_the_endpoint_and_tells_the_tenant,
     deliverers_sharing_the_schedule_never_send_an_attempt_twice,
 );
-
-async fn open(db: &TestDatabase) -> Db {
-    let store = Db::open(&DbOptions {
-        url: Some(SecretString::from(db.url.clone())),
-        data_dir: db.data_dir.clone(),
-        max_connections: 8,
-        sqlite_synchronous: SqliteSynchronous::Full,
-    })
-    .await
-    .unwrap();
-    store.migrate(|_| {}).await.unwrap();
-    store
-}
 
 /// Keeps secrets as they are: the master key's sealing has its own tests, and these are
 /// about delivering.
