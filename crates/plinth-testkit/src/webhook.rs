@@ -47,9 +47,10 @@ impl Answer {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     script: VecDeque<Answer>,
+    /// How requests past the script are answered.
+    then: Answer,
     received: Vec<Received>,
 }
 
@@ -65,10 +66,9 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     let answer = {
         let mut inner = receiver.inner.lock().unwrap();
         inner.received.push(Received { headers, body });
-        inner.script.pop_front()
+        inner.script.pop_front().unwrap_or_else(|| inner.then.clone())
     };
     receiver.arrived.notify_waiters();
-    let answer = answer.unwrap_or(Answer::status(200));
     tokio::time::sleep(answer.delay).await;
     let status = StatusCode::from_u16(answer.status).unwrap();
     let mut response = (status, format!("answered {}", answer.status)).into_response();
@@ -81,11 +81,17 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 impl Receiver {
     /// Starts a receiver answering with `script`, then 200 for ever.
     pub async fn start(script: Vec<Answer>) -> Receiver {
+        Self::start_then(script, Answer::status(200)).await
+    }
+
+    /// Starts a receiver answering with `script`, then with `then` for ever.
+    pub async fn start_then(script: Vec<Answer>, then: Answer) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let receiver = Receiver {
             url: format!("http://{}/hook", listener.local_addr().unwrap()),
             inner: Arc::new(Mutex::new(Inner {
                 script: script.into(),
+                then,
                 received: Vec::new(),
             })),
             arrived: Arc::new(tokio::sync::Notify::new()),

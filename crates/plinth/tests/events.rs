@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
@@ -16,10 +15,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Server, open_store, plinth, run};
-
-const OWNER: &str = "olivia@acme.example";
-const DEMO_PASSWORD: &str = "plinth demo password";
+use common::{DEMO_PASSWORD, OWNER, Server, open_store, seed_demo, write_until_gone};
 
 fn nats_env(nats: &TestNats) -> Vec<(&'static str, String)> {
     nats.settings()
@@ -30,13 +26,6 @@ fn nats_env(nats: &TestNats) -> Vec<(&'static str, String)> {
             _ => ("PLINTH_NATS_SUBJECT_PREFIX", value),
         })
         .collect()
-}
-
-fn seed_demo(db: &TestDatabase) {
-    let mut demo = plinth(db);
-    demo.arg("demo");
-    let (ok, _, err) = run(demo, None);
-    assert!(ok, "{err}");
 }
 
 async fn create_workspace(
@@ -113,33 +102,8 @@ async fn every_acknowledged_change_is_published_after_a_kill_9_under_load(db: Te
     let client = plinth_testkit::http_client().build().unwrap();
     let token = server.access_token(OWNER, DEMO_PASSWORD).await;
 
-    // Four writers create workspaces until the server is gone; each acknowledged one is
-    // remembered.
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut writers = Vec::new();
-    for writer in 0..4 {
-        let (client, token, base) = (client.clone(), token.clone(), server.base.clone());
-        let acknowledged = acknowledged.clone();
-        writers.push(tokio::spawn(async move {
-            for n in 0.. {
-                let response = client
-                    .post(format!("{base}/api/v1/tenants/acme/workspaces"))
-                    .bearer_auth(&token)
-                    .json(&json!({"slug": format!("w{writer}-{n}"), "name": "load"}))
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == 201 => {
-                        let body: Value = r.json().await.unwrap();
-                        let id = body["id"].as_str().unwrap().to_owned();
-                        acknowledged.lock().unwrap().push(id);
-                    }
-                    Ok(r) => panic!("a write answered {}", r.status()),
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    // Four writers create workspaces until the server is gone.
+    let (acknowledged, writers) = write_until_gone(&client, &server.base, &token);
     while acknowledged.lock().unwrap().len() < 200 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

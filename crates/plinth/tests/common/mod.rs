@@ -163,3 +163,53 @@ pub async fn open_store(db: &TestDatabase) -> plinth_store::Db {
     .await
     .unwrap()
 }
+
+/// The demo's owner of tenant `acme`, and the demo password.
+pub const OWNER: &str = "olivia@acme.example";
+pub const DEMO_PASSWORD: &str = "plinth demo password";
+
+/// Seeds the demo data (`plinth demo`) into `db`.
+pub fn seed_demo(db: &TestDatabase) {
+    let mut demo = plinth(db);
+    demo.arg("demo");
+    let (ok, _, err) = run(demo, None);
+    assert!(ok, "{err}");
+}
+
+/// Ids of the workspaces the writers were told were created.
+pub type Acknowledged = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Four writers creating workspaces (`load-<writer>-<n>`) of tenant `acme` through `base`
+/// until it stops answering; the id of each acknowledged one is added to the list.
+pub fn write_until_gone(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> (Acknowledged, Vec<tokio::task::JoinHandle<()>>) {
+    let acknowledged = Acknowledged::default();
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (client, token, base) = (client.clone(), token.to_owned(), base.to_owned());
+        let acknowledged = acknowledged.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let response = client
+                    .post(format!("{base}/api/v1/tenants/acme/workspaces"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"slug": format!("load-{writer}-{n}"), "name": "load"}))
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 201 => {
+                        let body: serde_json::Value = r.json().await.unwrap();
+                        let id = body["id"].as_str().unwrap().to_owned();
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                    Ok(r) => panic!("a write answered {}", r.status()),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    (acknowledged, writers)
+}
