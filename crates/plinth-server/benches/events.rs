@@ -14,16 +14,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plinth_core::config::{Config, ConfigLayer, ConfigSources};
 use plinth_core::{Actor, TenantId};
 use plinth_events::catalog::TenantUpdated;
 use plinth_events::dispatch::{self, DEFAULT_BATCH};
 use plinth_events::{Bus, JetStream, JetStreamConfig, NewEvent, Publisher};
-use plinth_identity::{Identity, IdentityConfig, MasterKey};
-use plinth_server::AppState;
-use plinth_store::{Db, DbOptions, on};
+use plinth_store::{Db, on};
 use plinth_testkit::sse::SseReader;
 use plinth_testkit::{TestBackend, TestDatabase, TestNats};
+
+mod common;
+
+use common::{BenchServer, open, percentile};
 
 const TENANTS: usize = 100;
 const PER_COMMIT: usize = 1_000;
@@ -69,19 +70,6 @@ async fn run() {
             }
         }
     }
-}
-
-async fn open(database: &TestDatabase) -> Db {
-    let db = Db::open(&DbOptions {
-        url: Some(secrecy::SecretString::from(database.url.clone())),
-        data_dir: database.data_dir.clone(),
-        max_connections: 4,
-        sqlite_synchronous: plinth_core::config::SqliteSynchronous::Full,
-    })
-    .await
-    .unwrap();
-    db.migrate(|_| {}).await.unwrap();
-    db
 }
 
 async fn commit_events(db: &Db, tenants: &[TenantId], count: usize) {
@@ -173,56 +161,11 @@ async fn throughput(
 /// Writes committed one at a time while a client follows the live stream of a real
 /// server: commit-to-client latency against the commit itself.
 async fn latency(database: &TestDatabase, nats: Option<&TestNats>, label: &(String, &str)) {
-    let mut flags = ConfigLayer::default();
-    flags.set("bind", "127.0.0.1:0").unwrap();
-    flags
-        .set("data_dir", &database.data_dir.display().to_string())
-        .unwrap();
-    flags.set("database_url", &database.url).unwrap();
-    flags.set("log_level", "error").unwrap();
-    flags.set("signup_enabled", "true").unwrap();
-    if let Some(nats) = nats {
-        for (key, value) in nats.settings() {
-            flags.set(key, &value).unwrap();
-        }
-    }
-    let file = database.scratch().join("plinth.toml");
-    std::fs::write(&file, "").unwrap();
-    let config = Config::load(ConfigSources {
-        file: Some(&file),
-        env: &|_: &str| None,
-        flags,
-    })
-    .unwrap();
-    let db = open(database).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let master = MasterKey::load(None, &config.data_dir).unwrap();
-    let identity = Identity::new(
-        db.clone(),
-        IdentityConfig::from_config(&config, base.clone()),
-        master,
-    )
-    .await
-    .unwrap();
-    let state = AppState::new(config, db.clone(), identity);
-    let (router, _) = plinth_server::build(state.clone());
-    plinth_server::background::connect_events(&state)
-        .await
-        .unwrap();
-    plinth_server::background::spawn_dispatcher(&state);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(plinth_server::serve(
-        listener,
-        router,
-        state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = BenchServer::start(database, nats, &[]).await;
+    let (db, base) = (server.db.clone(), server.base.clone());
 
     // An owner of one tenant, following its stream with a token.
-    let (owner, tenant) = plinth_server_bench_owner(&state, &base).await;
+    let (owner, tenant) = server.owner().await;
     let client = plinth_testkit::http_client().build().unwrap();
     let response = client
         .get(format!("{base}/api/v1/events/stream?tenant={}", tenant.0))
@@ -264,7 +207,7 @@ async fn latency(database: &TestDatabase, nats: Option<&TestNats>, label: &(Stri
     let mut commits = writer.await.unwrap();
     delays.sort_unstable();
     commits.sort_unstable();
-    let pct = |v: &[Duration], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    let pct = percentile::<Duration>;
     for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
         let (delay, commit) = (pct(&delays, p), pct(&commits, p));
         row(
@@ -276,57 +219,5 @@ async fn latency(database: &TestDatabase, nats: Option<&TestNats>, label: &(Stri
         );
     }
     drop(reader);
-    let _ = stop.send(());
-    let _ = server.await;
-}
-
-/// A signed-in owner of a new tenant: (access token, tenant).
-async fn plinth_server_bench_owner(state: &AppState, base: &str) -> (String, TenantId) {
-    use plinth_identity::{Email, NewUser, Users};
-    let password = "a sufficiently long passphrase";
-    let hash = state
-        .identity
-        .hasher()
-        .hash(secrecy::SecretString::from(password.to_owned()))
-        .await
-        .unwrap();
-    let email = Email::parse("owner@bench.test").unwrap();
-    let mut tx = state.db.begin().await.unwrap();
-    Users::insert(
-        &mut tx,
-        NewUser {
-            email: &email,
-            display_name: "Bench",
-            password_hash: Some(&hash),
-            email_verified: true,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    let client = plinth_testkit::http_client().build().unwrap();
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": "owner@bench.test", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let tenant: serde_json::Value = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"slug": "bench", "name": "Bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        token,
-        TenantId(tenant["id"].as_str().unwrap().parse().unwrap()),
-    )
+    server.stop().await;
 }

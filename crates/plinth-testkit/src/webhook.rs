@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -65,7 +67,11 @@ pub struct Receiver {
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = {
         let mut inner = receiver.inner.lock().unwrap();
-        inner.received.push(Received { headers, body });
+        inner.received.push(Received {
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
         inner.script.pop_front().unwrap_or_else(|| inner.then.clone())
     };
     receiver.arrived.notify_waiters();

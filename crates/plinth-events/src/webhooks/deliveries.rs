@@ -24,8 +24,19 @@ pub mod status {
 /// The type of the event "send test event" delivers.
 pub const TEST_EVENT: &str = "webhook.test";
 
-/// Rows of one multi-row insert (10 values each, well under SQLite's bound-value limit).
+/// Rows of one multi-row insert (7 values each, well under SQLite's bound-value limit).
 const INSERT_CHUNK: usize = 100;
+
+/// Values bound in one statement at most, well under SQLite's limit (32,766).
+pub(crate) const IN_CHUNK: usize = 900;
+
+/// `$first, $first+1, …` (`count` of them).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The JSON body of an event's delivery.
 pub fn body_of(event: &EventView) -> String {
@@ -108,18 +119,8 @@ async fn insert(tx: &mut Tx, deliveries: &[NewDelivery]) -> StoreResult<()> {
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let rows = (0..chunk.len())
             .map(|i| {
-                let b = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, 0, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 7
-                )
+                let last = i * 7 + 7;
+                format!("({}, 'pending', 0, 0, ${last}, ${last})", placeholders(i * 7 + 1, 6))
             })
             .collect::<Vec<_>>()
             .join(", ");
