@@ -31,19 +31,11 @@ const PER_COMMIT: usize = 1_000;
 const LATENCY_WRITES: usize = 2_000;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
-    let events: usize = std::env::var("PLINTH_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let events: usize = common::size("PLINTH_BENCH_EVENTS", 100_000);
     println!("| backend | bus | measure | value | baseline | ratio |");
     println!("| --- | --- | --- | ---: | ---: | ---: |");
     for backend in [TestBackend::Sqlite, TestBackend::Postgres] {

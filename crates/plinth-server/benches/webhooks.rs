@@ -32,19 +32,11 @@ const LATENCY_WRITES: usize = 1_000;
 const CONCURRENCY: usize = 64;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+    common::block_on(run());
 }
 
 async fn run() {
-    let deliveries: usize = std::env::var("PLINTH_BENCH_DELIVERIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let deliveries: usize = common::size("PLINTH_BENCH_DELIVERIES", 10_000);
     println!("| backend | measure | value | baseline | ratio |");
     println!("| --- | --- | ---: | ---: | ---: |");
     for backend in [TestBackend::Sqlite, TestBackend::Postgres] {

@@ -10,6 +10,24 @@ use plinth_server::AppState;
 use plinth_store::{Db, DbOptions};
 use plinth_testkit::{TestDatabase, TestNats};
 
+/// Runs `work` on the two worker threads this machine has.
+pub fn block_on(work: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work);
+}
+
+/// The size a benchmark runs at: the environment's `variable`, or `default`.
+pub fn size(variable: &str, default: usize) -> usize {
+    std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A migrated store on `database`.
 pub async fn open(database: &TestDatabase) -> Db {
     let db = Db::open(&DbOptions {
