@@ -55,6 +55,8 @@ pub struct Metrics {
     audit_records_verified: Counter,
     outbox_lag: Gauge<f64, AtomicU64>,
     outbox_unpublished: Gauge,
+    webhooks_due: Gauge,
+    webhooks_lag: Gauge<f64, AtomicU64>,
     event_streams: Gauge,
 }
 
@@ -119,6 +121,18 @@ impl Metrics {
             "Events committed and not yet published",
             outbox_unpublished.clone(),
         );
+        let webhooks_due = Gauge::default();
+        registry.register(
+            "webhook_deliveries_due",
+            "Webhook deliveries due (first attempts and retries) and not yet made, to enabled endpoints",
+            webhooks_due.clone(),
+        );
+        let webhooks_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "webhook_delivery_lag_seconds",
+            "How long the longest-waiting due webhook delivery has been due (0 when none is)",
+            webhooks_lag.clone(),
+        );
         let event_streams = Gauge::default();
         registry.register(
             "event_streams_open",
@@ -148,6 +162,8 @@ impl Metrics {
             audit_records_verified,
             outbox_lag,
             outbox_unpublished,
+            webhooks_due,
+            webhooks_lag,
             event_streams,
         }
     }
@@ -183,8 +199,8 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The OpenMetrics text exposition, with pool, outbox and stream gauges read at
-    /// scrape time.
+    /// The OpenMetrics text exposition, with pool, outbox, webhook and stream gauges read
+    /// at scrape time.
     pub async fn render(&self, db: &Db, open_streams: u64) -> String {
         match plinth_events::dispatch::lag(db).await {
             Ok(lag) => {
@@ -193,6 +209,18 @@ impl Metrics {
                 self.outbox_unpublished.set(lag.unpublished);
             }
             Err(e) => tracing::warn!(error = %e, "metrics: reading the outbox lag"),
+        }
+        let now = plinth_core::Timestamp::now();
+        match plinth_events::webhooks::deliveries::backlog(db, now).await {
+            Ok(backlog) => {
+                self.webhooks_due.set(backlog.due);
+                self.webhooks_lag.set(
+                    backlog
+                        .oldest
+                        .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0)),
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the webhook backlog"),
         }
         self.event_streams
             .set(i64::try_from(open_streams).unwrap_or(i64::MAX));

@@ -348,3 +348,21 @@ pub async fn prune_finished(db: &plinth_store::Db, before: Timestamp, batch: u32
         }
     }
 }
+
+/// Deliveries due and not yet made, to enabled endpoints: how far the deliverers are behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub due: i64,
+    /// When the longest-waiting of them became due.
+    pub oldest: Option<Timestamp>,
+}
+
+/// Reads the backlog as of `now`.
+pub async fn backlog(db: &plinth_store::Db, now: Timestamp) -> StoreResult<Backlog> {
+    let mut conn = db.read().await?;
+    let (due, oldest): (i64, Option<Timestamp>) = on!(conn.conn(), c => sqlx::query_as(
+        "SELECT COUNT(*), MIN(d.next_attempt_at) FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled"
+    ).bind(now).fetch_one(c).await)?;
+    Ok(Backlog { due, oldest })
+}

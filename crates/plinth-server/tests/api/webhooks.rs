@@ -18,6 +18,7 @@ backend_tests!(
     a_rotated_secret_signs_beside_the_new_one,
     endpoints_are_the_tenants_own_and_their_secret_is_shown_once,
     endpoints_naming_private_addresses_are_refused_with_a_problem_document,
+    deliveries_waiting_for_a_deliverer_show_in_the_metrics,
 );
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -495,5 +496,56 @@ async fn endpoints_naming_private_addresses_are_refused_with_a_problem_document(
         .await
         .unwrap();
     assert_eq!(list["items"], json!([]));
+    app.stop().await;
+}
+
+async fn deliveries_waiting_for_a_deliverer_show_in_the_metrics(db: TestDatabase) {
+    // No deliverer runs (the app is not dispatching): a test delivery stays due.
+    let app = TestApp::on(db)
+        .with("signup_enabled", true)
+        .with("webhook_allow_http", true)
+        .with("webhook_allowed_networks", "127.0.0.0/8")
+        .spawn()
+        .await;
+    let owner = owner_of(&app, "backlog").await;
+    let metric = |text: &str, name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&text, "plinth_webhook_deliveries_due "), 0.0);
+    assert_eq!(metric(&text, "plinth_webhook_delivery_lag_seconds "), 0.0);
+
+    let created = register(
+        &app,
+        &owner,
+        "backlog",
+        json!({"url": "http://127.0.0.1:9/hook"}),
+    )
+    .await;
+    let endpoint = created["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        &format!("/api/v1/tenants/backlog/webhooks/{endpoint}/test"),
+        &owner,
+        &json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&text, "plinth_webhook_deliveries_due "), 1.0);
+    assert!(metric(&text, "plinth_webhook_delivery_lag_seconds ") > 0.0);
+
+    // A disabled endpoint's deliveries are not owed to anyone until it is enabled again.
+    app.patch_as(
+        &format!("/api/v1/tenants/backlog/webhooks/{endpoint}"),
+        &owner,
+        &json!({"enabled": false}),
+    )
+    .await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&text, "plinth_webhook_deliveries_due "), 0.0);
     app.stop().await;
 }
