@@ -185,16 +185,32 @@ pub async fn run(
 /// how many. Unpublished events are never deleted. The oldest rows come first in `seq`
 /// order, so each statement reads little more than what it deletes.
 pub async fn prune_published(db: &Db, before: Timestamp, batch: u32) -> Result<u64, DispatchError> {
+    Ok(delete_in_batches(
+        db,
+        "DELETE FROM outbox WHERE seq IN (
+             SELECT seq FROM outbox WHERE published_at < $1 ORDER BY seq LIMIT $2)",
+        before,
+        batch,
+    )
+    .await?)
+}
+
+/// Runs `sql` (a `DELETE` of at most `$2` rows older than `$1`) in its own transaction
+/// until it deletes fewer than `batch`; returns how many it deleted in all.
+pub(crate) async fn delete_in_batches(
+    db: &Db,
+    sql: &'static str,
+    before: Timestamp,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let batch = batch.max(1);
     let mut total = 0;
     loop {
         let mut tx = db.begin().await?;
-        let deleted = exec!(tx.conn(), c => sqlx::query(
-            "DELETE FROM outbox WHERE seq IN (
-                 SELECT seq FROM outbox WHERE published_at < $1 ORDER BY seq LIMIT $2)"
-        ).bind(before).bind(i64::from(batch.max(1))).execute(c).await)?;
+        let deleted = exec!(tx.conn(), c => sqlx::query(sql).bind(before).bind(i64::from(batch)).execute(c).await)?;
         tx.commit().await?;
         total += deleted;
-        if deleted < u64::from(batch.max(1)) {
+        if deleted < u64::from(batch) {
             return Ok(total);
         }
     }

@@ -112,6 +112,7 @@ struct Claimed {
 
 #[derive(sqlx::FromRow)]
 struct Target {
+    id: uuid::Uuid,
     url: String,
     secret: Vec<u8>,
     previous_secret: Option<Vec<u8>>,
@@ -223,7 +224,7 @@ impl Deliverer {
             return Ok(0);
         }
         let targets = self.targets(&claimed).await?;
-        let target_of = |job: &Claimed| targets.iter().find(|(id, _)| *id == job.endpoint_id).map(|(_, t)| t);
+        let target_of = |job: &Claimed| targets.iter().find(|t| t.id == job.endpoint_id);
         let outcomes: Vec<Option<(Claimed, Outcome)>> = futures_util::stream::iter(claimed)
             .map(|job| async move {
                 // An endpoint deleted since the claim took its deliveries with it.
@@ -277,19 +278,26 @@ impl Deliverer {
         Ok((lease, claimed))
     }
 
-    async fn targets(&self, claimed: &[Claimed]) -> Result<Vec<(uuid::Uuid, Target)>, DeliveryError> {
+    /// The endpoints of `claimed`, read in one statement per chunk of ids.
+    async fn targets(&self, claimed: &[Claimed]) -> Result<Vec<Target>, DeliveryError> {
         let mut ids: Vec<uuid::Uuid> = claimed.iter().map(|c| c.endpoint_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut targets = Vec::with_capacity(ids.len());
         let mut conn = self.db.read().await?;
-        for id in ids {
-            let target: Option<Target> = on!(conn.conn(), c => sqlx::query_as(
-                "SELECT url, secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id = $1"
-            ).bind(id).fetch_optional(c).await)?;
-            if let Some(target) = target {
-                targets.push((id, target));
-            }
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, url, secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let found: Vec<Target> = on!(conn.conn(), c => {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(c).await
+            })?;
+            targets.extend(found);
         }
         Ok(targets)
     }

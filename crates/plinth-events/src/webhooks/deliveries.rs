@@ -53,6 +53,7 @@ pub fn body_of(event: &EventView) -> String {
 }
 
 struct NewDelivery {
+    id: uuid::Uuid,
     tenant: uuid::Uuid,
     endpoint: uuid::Uuid,
     event_id: Option<uuid::Uuid>,
@@ -101,6 +102,7 @@ pub(crate) async fn fan_out(tx: &mut Tx, events: &[Arc<EventView>]) -> StoreResu
             let about_itself = event.subject.as_deref() == Some(format!("webhook/{endpoint}").as_str());
             if event.occurred_at >= *created && accepts(filters, &event.event_type) && !about_itself {
                 deliveries.push(NewDelivery {
+                    id: uuid::Uuid::now_v7(),
                     tenant,
                     endpoint: *endpoint,
                     event_id: Some(event.id),
@@ -131,7 +133,7 @@ async fn insert(tx: &mut Tx, deliveries: &[NewDelivery]) -> StoreResult<()> {
         exec!(tx.conn(), c => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
             for d in chunk {
-                query = query.bind(uuid::Uuid::now_v7()).bind(d.tenant).bind(d.endpoint).bind(d.event_id)
+                query = query.bind(d.id).bind(d.tenant).bind(d.endpoint).bind(d.event_id)
                     .bind(&d.event_type).bind(&d.body).bind(now);
             }
             query.execute(c).await
@@ -154,6 +156,7 @@ pub async fn insert_test(tx: &mut Tx, tenant: TenantId, endpoint: uuid::Uuid) ->
     })
     .to_string();
     let delivery = NewDelivery {
+        id: uuid::Uuid::now_v7(),
         tenant: tenant.0,
         endpoint,
         event_id: None,
@@ -161,10 +164,7 @@ pub async fn insert_test(tx: &mut Tx, tenant: TenantId, endpoint: uuid::Uuid) ->
         body,
     };
     insert(tx, std::slice::from_ref(&delivery)).await?;
-    let id: uuid::Uuid = on!(tx.conn(), c => sqlx::query_scalar(
-        "SELECT id FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 AND event_type = $3 ORDER BY id DESC LIMIT 1"
-    ).bind(tenant).bind(endpoint).bind(TEST_EVENT).fetch_one(c).await)?;
-    Ok(id)
+    Ok(delivery.id)
 }
 
 /// One attempt to deliver.
@@ -334,19 +334,14 @@ enum Bound {
 /// Deletes finished deliveries (delivered or dead) older than `before`, with their
 /// attempts, at most `batch` per statement; returns how many.
 pub async fn prune_finished(db: &plinth_store::Db, before: Timestamp, batch: u32) -> StoreResult<u64> {
-    let mut total = 0;
-    loop {
-        let mut tx = db.begin().await?;
-        let deleted = exec!(tx.conn(), c => sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE id IN (
-                 SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < $1 LIMIT $2)"
-        ).bind(before).bind(i64::from(batch.max(1))).execute(c).await)?;
-        tx.commit().await?;
-        total += deleted;
-        if deleted < u64::from(batch.max(1)) {
-            return Ok(total);
-        }
-    }
+    crate::dispatch::delete_in_batches(
+        db,
+        "DELETE FROM webhook_deliveries WHERE id IN (
+             SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < $1 LIMIT $2)",
+        before,
+        batch,
+    )
+    .await
 }
 
 /// Deliveries due and not yet made, to enabled endpoints: how far the deliverers are behind.
