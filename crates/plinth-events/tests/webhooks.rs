@@ -28,6 +28,7 @@ backend_tests!(
     every_attempt_resolves_the_host_again_and_refuses_a_private_address,
     failing_for_days_disables_the_endpoint_and_tells_the_tenant,
     deliverers_sharing_the_schedule_never_send_an_attempt_twice,
+    what_happened_while_an_endpoint_was_disabled_is_not_sent_once_it_is_enabled_again,
 );
 
 /// Keeps secrets as they are: the master key's sealing has its own tests, and these are
@@ -100,6 +101,12 @@ async fn tenant_with_endpoint(db: &Db, url: &str) -> (TenantId, uuid::Uuid) {
 
 /// Commits `count` events of `tenant` and publishes them, which makes their deliveries.
 async fn events(db: &Db, tenant: TenantId, count: usize) {
+    commit_events(db, tenant, count).await;
+    publish(db).await;
+}
+
+/// Commits `count` events of `tenant` to the outbox, unpublished.
+async fn commit_events(db: &Db, tenant: TenantId, count: usize) {
     let mut tx = db.begin().await.unwrap();
     for _ in 0..count {
         plinth_events::enqueue(
@@ -111,6 +118,10 @@ async fn events(db: &Db, tenant: TenantId, count: usize) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// Publishes what the outbox holds, as the dispatcher would.
+async fn publish(db: &Db) {
     let bus = Bus::new(16);
     while dispatch::dispatch_batch(db, &bus, 1000).await.unwrap().published > 0 {}
 }
@@ -218,4 +229,38 @@ async fn deliverers_sharing_the_schedule_never_send_an_attempt_twice(db: TestDat
     }
     assert_eq!(ids.len(), COUNT);
     assert!(ids.values().all(|n| *n == 1), "an attempt was sent twice");
+}
+
+async fn what_happened_while_an_endpoint_was_disabled_is_not_sent_once_it_is_enabled_again(db: TestDatabase) {
+    let db = open(&db).await;
+    let receiver = Receiver::start(Vec::new()).await;
+    let (tenant, endpoint) = tenant_with_endpoint(&db, &receiver.url).await;
+    let switch = |enabled: bool| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let before = endpoints::get(tx.conn(), tenant, endpoint).await.unwrap().unwrap();
+            let unchanged = Checked {
+                url: None,
+                description: None,
+                event_types: None,
+            };
+            endpoints::update(&mut tx, tenant, &before, unchanged, Some(enabled))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    switch(false).await;
+    // Committed while disabled, and published only after it is enabled again (the
+    // dispatcher is behind): the event is still not news to the endpoint.
+    commit_events(&db, tenant, 1).await;
+    switch(true).await;
+    publish(&db).await;
+    let deliverer = deliverer(&db, "127.0.0.0/8", Arc::default());
+    assert_eq!(deliverer.deliver_due().await.unwrap(), 0);
+
+    events(&db, tenant, 1).await;
+    assert_eq!(deliverer.deliver_due().await.unwrap(), 1);
+    assert_eq!(receiver.received().len(), 1);
 }

@@ -8,6 +8,9 @@ CREATE TABLE webhook_endpoints (
     -- JSON list of event type filters, each a name or `prefix.*`; empty: every event.
     event_types TEXT NOT NULL,
     enabled BOOLEAN NOT NULL,
+    -- Since when it has been enabled (registered, or enabled again): events that happened
+    -- before, while it was disabled among them, are not delivered to it.
+    listening_since {{ts}} NOT NULL,
     -- Why Plinth disabled it ('gone': the endpoint answered 410; 'failing': nothing
     -- succeeded for days); NULL when enabled or disabled by a person.
     disabled_reason TEXT,

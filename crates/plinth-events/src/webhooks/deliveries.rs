@@ -62,8 +62,8 @@ struct NewDelivery {
 }
 
 /// Makes the deliveries of `events` to the enabled endpoints of their tenants that take
-/// them (events that happened since the endpoint was registered, and not about the
-/// endpoint itself); returns how many.
+/// them (events that happened since the endpoint was registered or last enabled, and not
+/// about the endpoint itself); returns how many.
 pub(crate) async fn fan_out(tx: &mut Tx, events: &[Arc<EventView>]) -> StoreResult<usize> {
     let mut tenants: Vec<uuid::Uuid> = events.iter().filter_map(|e| e.tenant_id).collect();
     tenants.sort_unstable();
@@ -76,7 +76,7 @@ pub(crate) async fn fan_out(tx: &mut Tx, events: &[Arc<EventView>]) -> StoreResu
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT id, tenant_id, event_types, created_at FROM webhook_endpoints WHERE enabled AND tenant_id IN ({placeholders})"
+        "SELECT id, tenant_id, event_types, listening_since FROM webhook_endpoints WHERE enabled AND tenant_id IN ({placeholders})"
     );
     let endpoints: Vec<(uuid::Uuid, uuid::Uuid, String, Timestamp)> = on!(tx.conn(), c => {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
@@ -90,17 +90,18 @@ pub(crate) async fn fan_out(tx: &mut Tx, events: &[Arc<EventView>]) -> StoreResu
     }
     let endpoints: Vec<(uuid::Uuid, uuid::Uuid, Vec<String>, Timestamp)> = endpoints
         .into_iter()
-        .map(|(id, tenant, filters, created)| (id, tenant, parse_filters(&filters), created))
+        .map(|(id, tenant, filters, since)| (id, tenant, parse_filters(&filters), since))
         .collect();
     let mut deliveries = Vec::new();
     for event in events {
         let Some(tenant) = event.tenant_id else { continue };
-        for (endpoint, _, filters, created) in endpoints.iter().filter(|(_, t, ..)| *t == tenant) {
-            // An endpoint hears of what happens once it exists (an event committed earlier
-            // and published since is not news to it), and not about itself (its own
-            // registration, rotation or replay are its owner's doing).
+        for (endpoint, _, filters, since) in endpoints.iter().filter(|(_, t, ..)| *t == tenant) {
+            // An endpoint hears of what happens while it is enabled (an event committed
+            // before it was registered or enabled again, and published since, is not news
+            // to it: the dispatcher may run after the change), and not about itself (its
+            // own registration, rotation or replay are its owner's doing).
             let about_itself = event.subject.as_deref() == Some(format!("webhook/{endpoint}").as_str());
-            if event.occurred_at >= *created && accepts(filters, &event.event_type) && !about_itself {
+            if event.occurred_at >= *since && accepts(filters, &event.event_type) && !about_itself {
                 deliveries.push(NewDelivery {
                     id: uuid::Uuid::now_v7(),
                     tenant,

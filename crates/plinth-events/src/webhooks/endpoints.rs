@@ -232,8 +232,8 @@ pub async fn insert(
     let filters =
         serde_json::to_string(&checked.event_types.clone().unwrap_or_default()).unwrap_or_else(|_| "[]".into());
     exec!(tx.conn(), c => sqlx::query(
-        "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, enabled, secret, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+        "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, enabled, secret, listening_since, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)"
     ).bind(id).bind(tenant).bind(url).bind(checked.description.as_deref().unwrap_or_default())
     .bind(&filters).bind(enabled).bind(sealed).bind(now).execute(c).await)?;
     Ok(id)
@@ -266,14 +266,17 @@ pub async fn update(
         after.enabled = enabled;
     }
     after.updated_at = Timestamp::now();
+    // Enabled again: what happened while it was disabled is not sent to it later.
+    let listens_again = after.enabled && !before.enabled;
     let filters = serde_json::to_string(&after.event_types).unwrap_or_else(|_| "[]".into());
     exec!(tx.conn(), c => sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, event_types = $3, enabled = $4,
-                disabled_reason = $5, failing_since = $6, updated_at = $7
-         WHERE tenant_id = $8 AND id = $9"
+                disabled_reason = $5, failing_since = $6, updated_at = $7,
+                listening_since = CASE WHEN $8 THEN $7 ELSE listening_since END
+         WHERE tenant_id = $9 AND id = $10"
     ).bind(&after.url).bind(&after.description).bind(&filters).bind(after.enabled)
     .bind(&after.disabled_reason).bind(after.failing_since).bind(after.updated_at)
-    .bind(tenant).bind(before.id).execute(c).await)?;
+    .bind(listens_again).bind(tenant).bind(before.id).execute(c).await)?;
     Ok(after)
 }
 
