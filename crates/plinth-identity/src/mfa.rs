@@ -41,6 +41,23 @@ impl Method {
     }
 }
 
+/// What an authenticator app needs to learn `secret`: the key, its URI and a QR code.
+fn enrolment(secret: Vec<u8>, account: &str) -> IdentityResult<TotpEnrolment> {
+    let otpauth_uri = totp_for(secret.clone(), account)?
+        .to_url()
+        .map_err(|e| IdentityError::Crypto(e.to_string()))?;
+    let qr_svg = qrcode::QrCode::new(otpauth_uri.as_bytes())
+        .map_err(|e| IdentityError::Crypto(format!("QR code: {e}")))?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    Ok(TotpEnrolment {
+        secret: totp_rs::Secret::from(secret).to_base32(),
+        otpauth_uri,
+        qr_svg,
+    })
+}
+
 fn totp_for(secret: Vec<u8>, account: &str) -> IdentityResult<Totp> {
     Builder::new()
         .with_secret(secret)
@@ -229,24 +246,29 @@ impl Identity {
         }
         let mut secret = vec![0u8; 20];
         getrandom::fill(&mut secret).map_err(|e| IdentityError::Crypto(e.to_string()))?;
-        let totp = totp_for(secret.clone(), &user.email)?;
-        let otpauth_uri = totp.to_url().map_err(|e| IdentityError::Crypto(e.to_string()))?;
+        let enrolment = enrolment(secret.clone(), &user.email)?;
         let sealed = self.inner.master.seal(SEAL_PURPOSE, &secret)?;
         exec!(tx.conn(), c => sqlx::query(
             "INSERT INTO mfa_totp (user_id, secret_sealed, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (user_id) DO UPDATE SET secret_sealed = $2, created_at = $3, confirmed_at = NULL, last_used_step = 0"
         ).bind(user.id).bind(sealed).bind(Timestamp::now()).execute(c).await)?;
         tx.commit().await?;
-        let qr_svg = qrcode::QrCode::new(otpauth_uri.as_bytes())
-            .map_err(|e| IdentityError::Crypto(format!("QR code: {e}")))?
-            .render::<qrcode::render::svg::Color>()
-            .min_dimensions(200, 200)
-            .build();
-        Ok(TotpEnrolment {
-            secret: totp_rs::Secret::from(secret).to_base32(),
-            otpauth_uri,
-            qr_svg,
-        })
+        Ok(enrolment)
+    }
+
+    /// The enrolment begun and not yet confirmed, shown again after a wrong first code
+    /// (beginning again would make a new key the app has not seen).
+    pub async fn pending_totp(&self, principal: &Principal) -> IdentityResult<Option<TotpEnrolment>> {
+        let mut conn = self.inner.db.read().await?;
+        let sealed: Option<Vec<u8>> = on!(conn.conn(), c => sqlx::query_scalar(
+            "SELECT secret_sealed FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NULL"
+        ).bind(principal.user).fetch_optional(c).await)?;
+        let Some(sealed) = sealed else { return Ok(None) };
+        let user = Users::find(conn.conn(), principal.user)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        let secret = self.inner.master.open(SEAL_PURPOSE, &sealed)?;
+        enrolment(secret.to_vec(), &user.email).map(Some)
     }
 
     /// Confirms enrolment with a first code; returns the recovery codes, shown once.

@@ -205,6 +205,11 @@ fn valid_name(name: &str) -> IdentityResult<String> {
 }
 
 impl Identity {
+    /// Whether passkeys work here: the server's public URL names a domain (or loopback).
+    pub fn passkeys_available(&self) -> bool {
+        self.inner.webauthn.is_some()
+    }
+
     fn webauthn(&self) -> IdentityResult<&Webauthn> {
         self.inner.webauthn.as_ref().ok_or(IdentityError::PasskeysUnavailable)
     }

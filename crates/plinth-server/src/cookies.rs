@@ -9,6 +9,10 @@ pub const SESSION: &str = "plinth_session";
 /// Before sign-in: a random value the sign-in forms' CSRF tokens are derived from, so a
 /// foreign site cannot sign a visitor into an account of its choosing.
 pub const PRE_SESSION: &str = "plinth_presession";
+/// The console's theme in this browser (`light` or `dark`; none: the system's).
+pub const THEME: &str = "plinth_theme";
+/// The tenant the console works in, by slug; every page checks the membership again.
+pub const TENANT: &str = "plinth_tenant";
 
 /// The value of cookie `name`, if the request sent it (the first one when repeated).
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -33,7 +33,7 @@ pub use export::{Manifest, ManifestFile};
 pub use flags::{Flag, FlagInput, FlagLevel};
 pub use invitations::{INVITATION_TTL, Invitation, Inviter};
 pub use members::{MemberFilter, MemberSort, MemberView};
-pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantStatus, TenantUpdate};
+pub use model::{Branding, Isolation, NewTenant, Tenant, TenantSettings, TenantStatus, TenantUpdate, is_hex_colour};
 pub use policies::{PolicyInput, PolicyValidation, PolicyView, RequestFacts};
 pub use portals::{NavItem, Portal, PortalInput, PublicPortal, SignInOptions};
 pub use roles::{Decision, MatrixUpdate, RoleBook, RoleInput, RoleMatrix, RoleView};

@@ -110,7 +110,8 @@ pub struct Branding {
     pub custom_domain: Option<String>,
 }
 
-fn is_hex_colour(text: &str) -> bool {
+/// `#rrggbb`, the only colour form branding stores.
+pub fn is_hex_colour(text: &str) -> bool {
     text.len() == 7 && text.starts_with('#') && text[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 

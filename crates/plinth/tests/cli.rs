@@ -60,7 +60,11 @@ async fn demo_seeds_a_living_system_once(db: TestDatabase) {
         .json()
         .await
         .unwrap();
-    assert_eq!(members["items"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        members["items"].as_array().unwrap().len(),
+        7,
+        "six people and the consultant"
+    );
     let portal = server.get_json("/api/v1/portals/globex-customers").await;
     assert_eq!(portal["tenant_name"], "Globex");
 }

@@ -4,16 +4,24 @@
 
 pub mod account;
 pub mod csrf;
+pub mod prefs;
+pub mod shell;
 pub mod sign_in;
+
+pub use shell::Shell;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use plinth_identity::Principal;
 
+use crate::auth::Caller;
 use crate::cookies;
+use crate::extract::RequestContext;
 use crate::problem::{Problem, ProblemKind};
 use crate::state::AppState;
 
@@ -21,30 +29,41 @@ use crate::state::AppState;
 pub const PREFIX: &str = "/console";
 pub const SIGN_IN: &str = "/console/sign-in";
 
-/// The frame around every signed-in page: who is signed in, the navigation, and the
-/// CSRF token of the sign-out form.
-pub struct Shell {
-    pub name: String,
-    pub email: String,
-    pub csrf: String,
-    /// The navigation entry of this page.
-    pub current: &'static str,
+/// A signed-in request for a console page: who asks, from where, for which path.
+pub struct Visit {
+    pub me: Principal,
+    pub headers: HeaderMap,
+    pub context: RequestContext,
+    pub path: String,
 }
 
-impl Shell {
-    pub async fn new(
-        state: &AppState,
-        principal: &Principal,
-        headers: &HeaderMap,
-        current: &'static str,
-    ) -> Result<Shell, Problem> {
-        let (user, _) = state.identity.me(principal).await?;
-        Ok(Shell {
-            name: user.display_name,
-            email: user.email,
-            csrf: csrf::token_of(headers).unwrap_or_default(),
-            current,
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Caller(me) = Caller::from_request_parts(parts, state).await?;
+        let Ok(context) = RequestContext::from_request_parts(parts, state).await;
+        Ok(Visit {
+            me,
+            headers: parts.headers.clone(),
+            context,
+            path: parts.uri.path().to_owned(),
         })
+    }
+}
+
+impl Visit {
+    /// The frame of this page, with `current` marked in the navigation.
+    pub async fn shell(&self, state: &AppState, current: &'static str) -> Result<Shell, Problem> {
+        Shell::new(
+            state,
+            &self.me,
+            &self.headers,
+            &self.context,
+            current,
+            &self.path,
+        )
+        .await
     }
 }
 
@@ -88,6 +107,61 @@ pub fn error_page(problem: Problem) -> Response {
         },
     )
         .into_response()
+}
+
+/// A refused form, shown above it: the reason, and each field's complaint.
+pub struct FormError {
+    pub status: StatusCode,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl FormError {
+    /// The refusal as the form shows it, or the problem back when it is not the user's
+    /// to fix (the server failed): that one gets the error page.
+    pub fn of(problem: impl Into<Problem>) -> Result<FormError, Problem> {
+        let problem = problem.into();
+        let status = problem.kind.status();
+        if status.is_server_error() {
+            return Err(problem);
+        }
+        let fields = problem
+            .errors
+            .as_ref()
+            .map(|errors| errors.iter().map(|e| sentence(&e.detail)).collect())
+            .unwrap_or_default();
+        let message = if problem.kind == ProblemKind::ValidationFailed {
+            "Please correct the following.".to_owned()
+        } else {
+            problem.detail
+        };
+        Ok(FormError {
+            status,
+            message,
+            fields,
+        })
+    }
+
+    pub fn new(status: StatusCode, message: impl Into<String>) -> FormError {
+        FormError {
+            status,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// An API message (`use 1 to 100 characters`) as a sentence on a page.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 /// 303 See Other: after a form post, the browser fetches `location` with GET.

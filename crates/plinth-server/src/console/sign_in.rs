@@ -3,17 +3,21 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use plinth_identity::{BrowserSession, IdentityError, LoginOutcome, MfaChallenge, SecretToken};
+use plinth_identity::{
+    BrowserSession, IdentityError, LoginOutcome, MfaChallenge, PasskeyChallenge,
+    PublicKeyCredential, SecretToken,
+};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Shell, csrf, error_page, safe_next, see_other, with_cookies};
 use crate::auth::Caller;
 use crate::cookies;
-use crate::extract::{ApiForm, ApiQuery, RequestContext};
+use crate::extract::{ApiForm, ApiJson, ApiQuery, RequestContext};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -24,6 +28,7 @@ const PRE_SESSION_LIFETIME: time::Duration = time::Duration::hours(2);
 #[template(path = "console/sign_in.html")]
 struct SignInPage {
     shell: Option<Shell>,
+    passkeys: bool,
     csrf: String,
     email: String,
     next: String,
@@ -74,6 +79,7 @@ pub async fn form(
     };
     let page = SignInPage {
         shell: None,
+        passkeys: state.identity.passkeys_available(),
         csrf: plinth_identity::csrf_token(&pre),
         email: String::new(),
         next,
@@ -101,6 +107,7 @@ pub async fn submit(
     let again = |status: StatusCode, error: String| {
         let page = SignInPage {
             shell: None,
+            passkeys: state.identity.passkeys_available(),
             csrf: csrf.clone(),
             email: form.email.clone(),
             next: next.clone(),
@@ -117,9 +124,14 @@ pub async fn submit(
         Ok(LoginOutcome::MfaRequired(challenge)) => {
             mfa_page(csrf, next, &challenge, None, StatusCode::OK)
         }
+        // A locked account gets the same words as a wrong password (anything else would
+        // tell a guesser which passwords are right), with the rule that explains both.
         Err(IdentityError::InvalidCredentials) => again(
             StatusCode::UNAUTHORIZED,
-            "The e-mail address or the password is not right.".into(),
+            format!(
+                "The e-mail address or the password is not right. After {} failed attempts in a row the account is locked for a while: wait a few minutes, or reset your password.",
+                state.config.lockout_threshold
+            ),
         ),
         Err(IdentityError::RateLimited(wait)) => {
             again(StatusCode::TOO_MANY_REQUESTS, too_many(wait))
@@ -198,6 +210,7 @@ pub async fn submit_mfa(
         Err(IdentityError::InvalidToken) => {
             let page = SignInPage {
                 shell: None,
+                passkeys: state.identity.passkeys_available(),
                 csrf,
                 email: String::new(),
                 next,
@@ -209,22 +222,72 @@ pub async fn submit_mfa(
     }
 }
 
+/// Starts a passwordless sign-in (the page's script runs the ceremony).
+pub async fn begin_passkey(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Json<PasskeyChallenge>, Problem> {
+    Ok(Json(
+        state
+            .identity
+            .begin_passkey_sign_in(&context.client())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct FinishPasskey {
+    challenge_id: uuid::Uuid,
+    credential: Box<PublicKeyCredential>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SignedIn {
+    next: String,
+}
+
+/// Finishes a passwordless sign-in: the session cookie, and where the script goes next.
+pub async fn finish_passkey(
+    State(state): State<AppState>,
+    context: RequestContext,
+    ApiJson(body): ApiJson<FinishPasskey>,
+) -> Result<Response, Problem> {
+    let session = state
+        .identity
+        .finish_passkey_sign_in::<BrowserSession>(
+            body.challenge_id,
+            &body.credential,
+            &context.client(),
+        )
+        .await?;
+    let next = safe_next(body.next.as_deref());
+    let mut response = Json(SignedIn { next: next.clone() }).into_response();
+    for cookie in session_cookies(&state, &session) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The session cookie, and the end of the pre-session one (it has done its job).
+fn session_cookies(state: &AppState, session: &BrowserSession) -> [HeaderValue; 2] {
+    let secure = state.config.behind_tls();
+    [
+        cookies::set(
+            cookies::SESSION,
+            session.secret(),
+            "/",
+            session.max_age,
+            secure,
+        ),
+        cookies::clear(cookies::PRE_SESSION, super::PREFIX, secure),
+    ]
+}
+
 /// Sets the session cookie and goes on; the pre-session cookie has done its job.
 fn signed_in(state: &AppState, session: &BrowserSession, next: &str) -> Response {
-    let secure = state.config.behind_tls();
-    with_cookies(
-        see_other(next),
-        [
-            cookies::set(
-                cookies::SESSION,
-                session.secret(),
-                "/",
-                session.max_age,
-                secure,
-            ),
-            cookies::clear(cookies::PRE_SESSION, super::PREFIX, secure),
-        ],
-    )
+    with_cookies(see_other(next), session_cookies(state, session))
 }
 
 /// Ends this console session.

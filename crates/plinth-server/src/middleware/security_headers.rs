@@ -7,7 +7,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Pages use only their own scripts and styles; no inline code, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; \
+     img-src 'self' data: https:; font-src 'self'; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, behind_tls: bool) -> Router<S> {

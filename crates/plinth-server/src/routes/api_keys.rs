@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use plinth_core::Page;
-use plinth_identity::{ApiKeyView, CreatedApiKey};
+use plinth_identity::{ApiKeyView, CreatedApiKey, Principal};
 use plinth_tenancy::ApiKeyRequest;
 use serde::Deserialize;
 
@@ -47,6 +47,18 @@ pub async fn create(
         permissions: body.permissions,
         expires_in_days: body.expires_in_days,
     };
+    let created = create_key(&state, &me, &context, request).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Authorises the key's grant in its tenant (a subset of the caller's own permissions
+/// there), then makes the key: for the API and the console alike.
+pub(crate) async fn create_key(
+    state: &AppState,
+    me: &Principal,
+    context: &RequestContext,
+    request: ApiKeyRequest,
+) -> Result<CreatedApiKey, Problem> {
     let new = state
         .tenancy
         .api_key_grant(
@@ -56,11 +68,10 @@ pub async fn create(
             me.signed_in_with_mfa(),
         )
         .await?;
-    let created = state
+    Ok(state
         .identity
-        .create_api_key(&me, new, &context.client())
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+        .create_api_key(me, new, &context.client())
+        .await?)
 }
 
 /// The caller's API keys (without the keys themselves).

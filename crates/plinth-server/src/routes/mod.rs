@@ -70,10 +70,94 @@ pub fn register(routes: Routes) -> Routes {
             post(console::sign_in::sign_out),
         )
         .page(
+            Public,
+            "/console/sign-in/passkey/begin",
+            &[Method::POST],
+            post(console::sign_in::begin_passkey),
+        )
+        .page(
+            Public,
+            "/console/sign-in/passkey/finish",
+            &[Method::POST],
+            post(console::sign_in::finish_passkey),
+        )
+        .page(
             Account,
             console::PREFIX,
             &[Method::GET],
             get(console::account::overview),
+        )
+        .page(
+            Account,
+            "/console/tenant",
+            &[Method::POST],
+            post(console::prefs::tenant),
+        )
+        .page(
+            Account,
+            "/console/theme",
+            &[Method::POST],
+            post(console::prefs::theme),
+        )
+        .page(
+            Account,
+            "/console/branding/{file}",
+            &[Method::GET],
+            get(console::prefs::branding),
+        )
+        .page(
+            Account,
+            "/console/account/profile",
+            &[Method::GET, Method::POST],
+            get(console::account::profile::page).post(console::account::profile::save_name),
+        )
+        .page(
+            Account,
+            "/console/account/password",
+            &[Method::POST],
+            post(console::account::profile::change_password),
+        )
+        .page(
+            Account,
+            "/console/account/security",
+            &[Method::GET],
+            get(console::account::security::page),
+        )
+        .page(
+            Account,
+            "/console/account/totp",
+            &[Method::POST],
+            post(console::account::security::begin_totp),
+        )
+        .page(
+            Account,
+            "/console/account/totp/confirm",
+            &[Method::POST],
+            post(console::account::security::confirm_totp),
+        )
+        .page(
+            Account,
+            "/console/account/totp/disable",
+            &[Method::POST],
+            post(console::account::security::disable_totp),
+        )
+        .page(
+            Account,
+            "/console/account/recovery-codes",
+            &[Method::POST],
+            post(console::account::security::recovery_codes),
+        )
+        .page(
+            Account,
+            "/console/account/passkeys/{id}/rename",
+            &[Method::POST],
+            post(console::account::security::rename_passkey),
+        )
+        .page(
+            Account,
+            "/console/account/passkeys/{id}/remove",
+            &[Method::POST],
+            post(console::account::security::remove_passkey),
         )
         .page(
             Account,
@@ -86,6 +170,24 @@ pub fn register(routes: Routes) -> Routes {
             "/console/account/sessions/{id}/revoke",
             &[Method::POST],
             post(console::account::revoke),
+        )
+        .page(
+            Account,
+            "/console/account/api-keys",
+            &[Method::GET, Method::POST],
+            get(console::account::api_keys::page).post(console::account::api_keys::create),
+        )
+        .page(
+            Account,
+            "/console/account/api-keys/{id}/revoke",
+            &[Method::POST],
+            post(console::account::api_keys::revoke),
+        )
+        .page(
+            Account,
+            "/console/account/tenants",
+            &[Method::GET],
+            get(console::account::tenants::page),
         )
         // Sign-in and tokens
         .api(Public, routes!(auth::credentials::login))

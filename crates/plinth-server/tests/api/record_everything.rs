@@ -139,7 +139,7 @@ impl<'a> Walk<'a> {
         expected: Option<&str>,
         page: &Page,
     ) {
-        let ok = matches!(page.status, 200 | 303);
+        let ok = matches!(page.status, 200 | 201 | 303);
         let outcome = ok
             .then_some(())
             .ok_or_else(|| format!("answered {}: {}", page.status, page.body));
@@ -1216,10 +1216,254 @@ async fn every_change_writes_exactly_one_audit_record_with_its_action(db: TestDa
     app.stop().await;
 }
 
-/// The same walk over the server-rendered pages that change something: the first-run form
-/// and the console's sign-in, second step, sign-out and session revocation.
+/// The console's account pages, signed in with a second factor:
+/// preferences change nothing on record; every other form leaves its record.
+async fn account_pages(app: &TestApp, w: &mut Walk<'_>, browser: &mut Browser, api: &str) {
+    let csrf = browser.csrf().await;
+    let page = browser
+        .post_form(
+            "/console/account/profile",
+            &[("csrf_token", &csrf), ("display_name", "Root of pages")],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/profile",
+        Some("user.profile.update"),
+        &page,
+    )
+    .await;
+    // A browser's preferences are not the account's: nothing is recorded.
+    let page = browser
+        .post_form(
+            "/console/theme",
+            &[
+                ("csrf_token", &csrf),
+                ("theme", "dark"),
+                ("next", "/console"),
+            ],
+        )
+        .await;
+    w.check_page("POST", "/console/theme", None, &page).await;
+    app.create_user("owner@pages.test", PASSWORD, true, &[])
+        .await;
+    let owner = app.access_token("owner@pages.test", PASSWORD).await;
+    let tenant = app.create_tenant(&owner, "pages").await;
+    let me: Value = serde_json::from_str(&browser.get("/api/v1/me").await.body).unwrap();
+    let me = plinth_core::UserId(me["user"]["id"].as_str().unwrap().parse().unwrap());
+    app.add_member(tenant["id"].as_str().unwrap(), me, "admin")
+        .await;
+    w.settle().await;
+    let page = browser
+        .post_form(
+            "/console/tenant",
+            &[
+                ("csrf_token", &csrf),
+                ("tenant", "pages"),
+                ("next", "/console"),
+            ],
+        )
+        .await;
+    w.check_page("POST", "/console/tenant", None, &page).await;
+
+    let page = browser
+        .post_form(
+            "/console/account/api-keys",
+            &[
+                ("csrf_token", &csrf),
+                ("tenant", "pages"),
+                ("name", "ci"),
+                ("permissions", "tenant:read"),
+                ("permissions", "members:read"),
+                ("expires_in_days", "30"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("data-new-key"), "{}", page.body);
+    w.check_page(
+        "POST",
+        "/console/account/api-keys",
+        Some("api_key.create"),
+        &page,
+    )
+    .await;
+    let key_id = browser.get("/api/v1/me/api-keys").await.body;
+    let key_id: Value = serde_json::from_str(&key_id).unwrap();
+    let key_id = key_id["items"][0]["id"].as_str().unwrap().to_owned();
+    let page = browser
+        .post_form(
+            &format!("/console/account/api-keys/{key_id}/revoke"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/api-keys/{id}/revoke",
+        Some("api_key.revoke"),
+        &page,
+    )
+    .await;
+
+    let page = browser
+        .post_form(
+            "/console/account/recovery-codes",
+            &[("csrf_token", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/recovery-codes",
+        Some("mfa.recovery_codes.regenerate"),
+        &page,
+    )
+    .await;
+    let page = browser
+        .post_form(
+            "/console/account/totp/disable",
+            &[("csrf_token", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/totp/disable",
+        Some("mfa.totp.disable"),
+        &page,
+    )
+    .await;
+    let page = browser
+        .post_form(
+            "/console/account/totp",
+            &[("csrf_token", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+    // Enrolment starts; the factor exists once confirmed.
+    w.check_page("POST", "/console/account/totp", None, &page)
+        .await;
+    let start = page.body.find("data-totp-secret>").unwrap() + "data-totp-secret>".len();
+    let new_secret = &page.body[start..start + page.body[start..].find('<').unwrap()];
+    let page = browser
+        .post_form(
+            "/console/account/totp/confirm",
+            &[("csrf_token", &csrf), ("code", &code(new_secret, 0))],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/totp/confirm",
+        Some("mfa.totp.enable"),
+        &page,
+    )
+    .await;
+
+    // Passkeys are added by the page's script through the API; the console renames,
+    // removes and signs in with them.
+    let mut authenticator = SoftAuthenticator::new(app);
+    let begun: Value = app
+        .post_as(
+            "/api/v1/me/passkeys/register/begin",
+            api,
+            &json!({"password": PASSWORD}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = authenticator.create(&begun["options"]);
+    let added: Value = app
+        .post_as(
+            "/api/v1/me/passkeys/register/finish",
+            api,
+            &json!({"challenge_id": begun["challenge_id"], "name": "Laptop", "credential": credential}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    w.settle().await;
+    let passkey = added["passkey"]["id"].as_str().unwrap().to_owned();
+    let page = browser
+        .post_form(
+            &format!("/console/account/passkeys/{passkey}/rename"),
+            &[("csrf_token", &csrf), ("name", "Desk key")],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/passkeys/{id}/rename",
+        Some("mfa.passkey.rename"),
+        &page,
+    )
+    .await;
+    let mut visitor = Browser::new(app);
+    let form = visitor.get("/console/sign-in").await;
+    let visitor_csrf = form.field("csrf_token");
+    let page = visitor
+        .post_json("/console/sign-in/passkey/begin", &visitor_csrf, &json!({}))
+        .await;
+    // A challenge, not a change.
+    w.check_page("POST", "/console/sign-in/passkey/begin", None, &page)
+        .await;
+    let begun: Value = serde_json::from_str(&page.body).unwrap();
+    let finish = json!({
+        "challenge_id": begun["challenge_id"],
+        "credential": authenticator.get(&begun["options"]),
+        "next": "/console/account/security",
+    });
+    let page = visitor
+        .post_json("/console/sign-in/passkey/finish", &visitor_csrf, &finish)
+        .await;
+    assert!(
+        page.body.contains("/console/account/security"),
+        "{}",
+        page.body
+    );
+    w.check_page(
+        "POST",
+        "/console/sign-in/passkey/finish",
+        Some("auth.login"),
+        &page,
+    )
+    .await;
+    let page = browser
+        .post_form(
+            &format!("/console/account/passkeys/{passkey}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/passkeys/{id}/remove",
+        Some("mfa.passkey.remove"),
+        &page,
+    )
+    .await;
+
+    let page = browser
+        .post_form(
+            "/console/account/password",
+            &[
+                ("csrf_token", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+                ("confirm_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    w.check_page(
+        "POST",
+        "/console/account/password",
+        Some("auth.password.change"),
+        &page,
+    )
+    .await;
+}
+
+/// The same walk over the server-rendered pages that change something: the first-run form,
+/// the console's sign-in, second step, sign-out and session revocation, and the account
+/// pages.
 async fn every_console_change_writes_exactly_one_audit_record(db: TestDatabase) {
-    let app = TestApp::spawn(db).await;
+    // Sign-up on: people make their own tenants (the account pages need one).
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
     let mut w = Walk::new(&app).await;
     let mut browser = Browser::new(&app);
     let token = app.setup_token().await;
@@ -1288,6 +1532,7 @@ async fn every_console_change_writes_exactly_one_audit_record(db: TestDatabase) 
         .await;
     w.check_page("POST", "/console/sign-in/mfa", Some("auth.login"), &second)
         .await;
+    account_pages(&app, &mut w, &mut browser, &api).await;
     w.finish(RouteKind::Page);
     app.stop().await;
 }

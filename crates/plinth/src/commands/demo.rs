@@ -4,7 +4,7 @@ use plinth_access::TenantRole;
 use plinth_core::Actor;
 use plinth_core::config::Config;
 use plinth_identity::{Email, NewUser, PasswordHasher, PlatformRole, Users};
-use plinth_tenancy::{FlagInput, Inviter, Isolation, NavItem, NewTenant, PortalInput, Tenancy};
+use plinth_tenancy::{Branding, FlagInput, Inviter, Isolation, NavItem, NewTenant, PortalInput, Tenancy, TenantUpdate};
 use secrecy::SecretString;
 
 /// Every demo account signs in with this password. The demo is for trying Plinth out;
@@ -16,7 +16,14 @@ struct DemoTenant {
     name: &'static str,
     trial_days: Option<i64>,
     domain: &'static str,
+    /// The tenant's brand colour, shown in the console.
+    colour: &'static str,
+    /// The consultant's role here, if they work here too.
+    consultant: Option<TenantRole>,
 }
+
+/// Someone who works in several tenants, to try the console's tenant switcher with.
+const CONSULTANT: (&str, &str) = ("casey@consulting.example", "Casey Consultant");
 
 const TENANTS: [DemoTenant; 3] = [
     DemoTenant {
@@ -24,18 +31,24 @@ const TENANTS: [DemoTenant; 3] = [
         name: "Acme Corporation",
         trial_days: None,
         domain: "acme.example",
+        colour: "#c2410c",
+        consultant: Some(TenantRole::Admin),
     },
     DemoTenant {
         slug: "globex",
         name: "Globex",
         trial_days: Some(14),
         domain: "globex.example",
+        colour: "#047857",
+        consultant: Some(TenantRole::Member),
     },
     DemoTenant {
         slug: "initech",
         name: "Initech",
         trial_days: None,
         domain: "initech.example",
+        colour: "#6d28d9",
+        consultant: None,
     },
 ];
 
@@ -97,6 +110,24 @@ pub async fn run(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
 
+    let consultant = {
+        let email = Email::parse(CONSULTANT.0).map_err(|e| e.to_string())?;
+        let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+        let user = Users::insert(
+            &mut tx,
+            NewUser {
+                email: &email,
+                display_name: CONSULTANT.1,
+                password_hash: Some(&hash),
+                email_verified: true,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        user.id
+    };
+
     let base_url = config.public_base_url();
     for demo in TENANTS {
         let mut members = Vec::new();
@@ -142,6 +173,26 @@ pub async fn run(config: &Config) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        if let Some(role) = demo.consultant {
+            tenancy
+                .add_member(&owner_ctx, consultant, &[role])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tenancy
+            .update_tenant(
+                &owner_ctx,
+                TenantUpdate {
+                    name: None,
+                    settings: None,
+                    branding: Some(Branding {
+                        primary_color: Some(demo.colour.into()),
+                        ..Branding::default()
+                    }),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         let scope = &owner_ctx.scope;
         for (slug, name) in [("engineering", "Engineering"), ("support", "Support")] {
             tenancy
@@ -224,5 +275,6 @@ pub async fn run(config: &Config) -> Result<(), String> {
     println!("  platform super-admin: operator@plinth.example");
     println!("  per tenant: olivia (owner), adam (admin), mia and max (members), vera and victor (viewers)");
     println!("              at acme.example, globex.example and initech.example, e.g. olivia@acme.example");
+    println!("  in two tenants (admin of acme, member of globex): {}", CONSULTANT.0);
     Ok(())
 }

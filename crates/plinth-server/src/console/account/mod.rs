@@ -1,18 +1,41 @@
-//! The signed-in user's own pages: the overview and their sessions.
+//! The signed-in user's own pages: the overview, profile and password, second factors
+//! and passkeys, sessions, API keys and tenant memberships.
+
+pub mod api_keys;
+pub mod profile;
+pub mod security;
+pub mod tenants;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use plinth_core::{MAX_PAGE_LIMIT, PageRequest, SessionId, Timestamp};
+use plinth_core::{MAX_PAGE_LIMIT, PageRequest, SessionId};
 use plinth_tenancy::MyTenant;
+use serde::Deserialize;
 
-use super::{Shell, error_page, see_other, with_cookies};
-use crate::auth::Caller;
-use crate::extract::{ApiPath, RequestContext};
+use super::shell::when;
+use super::{Shell, Visit, error_page, see_other, with_cookies};
+use crate::extract::ApiPath;
 use crate::problem::Problem;
 use crate::state::AppState;
+
+/// `?done=…` after a change: which confirmation to show. Only known words are shown,
+/// so nothing from the address reaches the page.
+#[derive(Deserialize, Default)]
+pub struct Done {
+    done: Option<String>,
+}
+
+impl Done {
+    fn message(&self, known: &[(&str, &'static str)]) -> Option<&'static str> {
+        let done = self.done.as_deref()?;
+        known
+            .iter()
+            .find(|(key, _)| *key == done)
+            .map(|(_, text)| *text)
+    }
+}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "console/overview.html")]
@@ -23,20 +46,19 @@ struct OverviewPage {
     second_factor: bool,
 }
 
-pub async fn overview(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Caller(me): Caller,
-) -> Result<Response, Problem> {
-    let shell = Shell::new(&state, &me, &headers, "overview").await?;
-    // The console's server-driven table (with paging) replaces this first page.
+pub async fn overview(State(state): State<AppState>, visit: Visit) -> Result<Response, Problem> {
+    let shell = visit.shell(&state, "overview").await?;
     let first_page = PageRequest::new(Some(MAX_PAGE_LIMIT), None);
-    let tenants = state.tenancy.my_tenants(me.user, &first_page).await?.items;
+    let tenants = state
+        .tenancy
+        .my_tenants(visit.me.user, &first_page)
+        .await?
+        .items;
     Ok(OverviewPage {
         shell: Some(shell),
-        restriction: me.restriction(state.config.require_admin_mfa),
+        restriction: visit.me.restriction(state.config.require_admin_mfa),
         tenants,
-        second_factor: me.mfa_enrolled,
+        second_factor: visit.me.mfa_enrolled,
     }
     .into_response())
 }
@@ -58,28 +80,11 @@ struct SessionsPage {
     sessions: Vec<SessionRow>,
 }
 
-/// Minutes are enough to recognise a sign-in; seconds would only be noise.
-fn when(t: Timestamp) -> String {
-    let d = t.as_datetime();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        d.year(),
-        u8::from(d.month()),
-        d.day(),
-        d.hour(),
-        d.minute()
-    )
-}
-
-pub async fn sessions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Caller(me): Caller,
-) -> Result<Response, Problem> {
-    let shell = Shell::new(&state, &me, &headers, "sessions").await?;
+pub async fn sessions(State(state): State<AppState>, visit: Visit) -> Result<Response, Problem> {
+    let shell = visit.shell(&state, "sessions").await?;
     let sessions = state
         .identity
-        .my_sessions(&me, &PageRequest::new(Some(MAX_PAGE_LIMIT), None))
+        .my_sessions(&visit.me, &PageRequest::new(Some(MAX_PAGE_LIMIT), None))
         .await?
         .items
         .into_iter()
@@ -103,18 +108,17 @@ pub async fn sessions(
 /// Ends one of the user's sessions; ending this one signs the browser out.
 pub async fn revoke(
     State(state): State<AppState>,
-    context: RequestContext,
-    Caller(me): Caller,
+    visit: Visit,
     ApiPath(id): ApiPath<SessionId>,
 ) -> Response {
     if let Err(e) = state
         .identity
-        .revoke_my_session(&me, id, &context.client())
+        .revoke_my_session(&visit.me, id, &visit.context.client())
         .await
     {
         return error_page(e.into());
     }
-    if id == me.session {
+    if id == visit.me.session {
         return with_cookies(see_other(super::SIGN_IN), [super::clear_session(&state)]);
     }
     see_other("/console/account/sessions")

@@ -1,0 +1,72 @@
+// Debian's Chromium driven by playwright-core, and what every page must pass: axe-core
+// with no serious or critical violation in the light and the dark theme, and a
+// screenshot kept for people to look at.
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.PLINTH_CHROMIUM ?? '/usr/bin/chromium';
+export const SCREENSHOTS = path.resolve(import.meta.dirname, '..', 'screenshots');
+
+const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+export async function launch() {
+  // Root in a container has no user namespaces for Chromium's sandbox.
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}
+
+/** A new browser profile (its own cookies) with a page in it. */
+export async function newPage(browser, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...options });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    // A refused page (a 401 after a wrong password) is logged too; the document's own
+    // status is the test's business, a failing stylesheet or script is not.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      errors.push(message.text());
+    }
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400 && response.request().resourceType() !== 'document' && response.request().resourceType() !== 'fetch') {
+      errors.push(`${response.status()} for ${response.url()}`);
+    }
+  });
+  page.scriptErrors = errors;
+  return page;
+}
+
+async function violations(page) {
+  // Evaluated through the DevTools protocol, so the page's CSP (script-src 'self') is
+  // not loosened for the check.
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.evaluate(axeSource);
+  }
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+/** The checks every page gets: accessibility in both themes, no script error, a screenshot. */
+export async function checkPage(page, name) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  for (const colorScheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme });
+    assert.deepEqual(await violations(page), [], `${name} (${colorScheme}) has accessibility violations`);
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`), fullPage: true });
+  }
+  await page.emulateMedia({ colorScheme: null });
+  assert.deepEqual(page.scriptErrors, [], `${name} logged script errors`);
+}
+
+/** Signs in through the console's form; lands on `next` (the overview by default). */
+export async function signIn(page, base, email, password, next = '/console') {
+  await page.goto(`${base}${next}`);
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
