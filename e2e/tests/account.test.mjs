@@ -1,22 +1,14 @@
 // The account pages in a real browser: two-step verification with an authenticator app,
 // passkeys through Chromium's virtual authenticator, API keys, the tenant switcher with
 // branding, the profile, and the theme.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEMO_PASSWORD, startServer } from '../support/server.mjs';
-import { checkPage, launch, newPage, signIn } from '../support/browser.mjs';
+import { DEMO_PASSWORD } from '../support/server.mjs';
+import { suite } from '../support/suite.mjs';
+import { checkPage, newPage, signIn } from '../support/browser.mjs';
 import { totp } from '../support/totp.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = suite();
 
 async function signOut(page) {
   await page.getByRole('banner').getByRole('button', { name: 'Sign out' }).click();
@@ -24,8 +16,8 @@ async function signOut(page) {
 }
 
 test('an authenticator app is enrolled with its QR code, then signs in with a code', async () => {
-  const page = await newPage(browser);
-  await signIn(page, server.base, 'mia@acme.example', DEMO_PASSWORD, '/console/account/security');
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'mia@acme.example', DEMO_PASSWORD, '/console/account/security');
   await page.getByRole('heading', { name: 'Two-step verification and passkeys' }).waitFor();
   await checkPage(page, 'account-security');
   await page.getByLabel('Your password, to confirm it is you').first().fill(DEMO_PASSWORD);
@@ -46,7 +38,7 @@ test('an authenticator app is enrolled with its QR code, then signs in with a co
   await checkPage(page, 'account-recovery-codes');
 
   await signOut(page);
-  await signIn(page, server.base, 'mia@acme.example', DEMO_PASSWORD);
+  await signIn(page, ctx.server.base, 'mia@acme.example', DEMO_PASSWORD);
   await page.getByRole('heading', { name: 'Two-step verification' }).waitFor();
   await checkPage(page, 'sign-in-second-step');
   // The enrolment's code is spent; the next one is accepted.
@@ -57,7 +49,7 @@ test('an authenticator app is enrolled with its QR code, then signs in with a co
 });
 
 test('a passkey is registered in the browser and signs in without a password', async () => {
-  const page = await newPage(browser);
+  const page = await newPage(ctx.browser);
   const devtools = await page.context().newCDPSession(page);
   await devtools.send('WebAuthn.enable');
   const { authenticatorId } = await devtools.send('WebAuthn.addVirtualAuthenticator', {
@@ -70,7 +62,7 @@ test('a passkey is registered in the browser and signs in without a password', a
       automaticPresenceSimulation: true,
     },
   });
-  await signIn(page, server.base, 'vera@acme.example', DEMO_PASSWORD, '/console/account/security');
+  await signIn(page, ctx.server.base, 'vera@acme.example', DEMO_PASSWORD, '/console/account/security');
   await page.getByLabel('Name (to tell it apart').fill('Test laptop');
   await page.locator('#passkey-password').fill(DEMO_PASSWORD);
   await page.getByRole('button', { name: 'Add a passkey' }).click();
@@ -88,14 +80,14 @@ test('a passkey is registered in the browser and signs in without a password', a
   await signOut(page);
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await page.getByRole('heading', { name: /Welcome, Vera Viewer/ }).waitFor();
-  await page.goto(`${server.base}/console/account/sessions`);
+  await page.goto(`${ctx.server.base}/console/account/sessions`);
   assert.equal(await page.getByRole('row').filter({ hasText: 'this browser' }).count(), 1);
   await page.context().close();
 });
 
 test('an API key is made for the selected tenant, works once, and stops when revoked', async () => {
-  const page = await newPage(browser);
-  await signIn(page, server.base, 'adam@acme.example', DEMO_PASSWORD, '/console/account/api-keys');
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'adam@acme.example', DEMO_PASSWORD, '/console/account/api-keys');
   await page.getByRole('heading', { name: 'API keys' }).waitFor();
   await checkPage(page, 'account-api-keys');
   await page.getByLabel('Name', { exact: true }).fill('Deploy script');
@@ -105,10 +97,10 @@ test('an API key is made for the selected tenant, works once, and stops when rev
   assert.match(key, /^plk_/);
   await checkPage(page, 'account-api-key-made');
   const members = () =>
-    fetch(`${server.base}/api/v1/tenants/acme/members`, { headers: { authorization: `Bearer ${key}` } });
+    fetch(`${ctx.server.base}/api/v1/tenants/acme/members`, { headers: { authorization: `Bearer ${key}` } });
   assert.equal((await members()).status, 200);
   // The key was given members:read only.
-  const refused = await fetch(`${server.base}/api/v1/tenants/acme/workspaces`, {
+  const refused = await fetch(`${ctx.server.base}/api/v1/tenants/acme/workspaces`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ slug: 'nope', name: 'Nope' }),
@@ -123,8 +115,8 @@ test('an API key is made for the selected tenant, works once, and stops when rev
 });
 
 test('the tenant switcher changes the tenant, its branding, and what keys can get', async () => {
-  const page = await newPage(browser);
-  await signIn(page, server.base, 'casey@consulting.example', DEMO_PASSWORD, '/console/account/tenants');
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'casey@consulting.example', DEMO_PASSWORD, '/console/account/tenants');
   await page.getByRole('heading', { name: 'Your tenants' }).waitFor();
   assert.equal(await page.getByRole('banner').getByRole('link').first().innerText(), 'Plinth');
   await checkPage(page, 'account-tenants');
@@ -136,10 +128,10 @@ test('the tenant switcher changes the tenant, its branding, and what keys can ge
   assert.equal(brand, '#c2410c');
 
   // The switcher in the header works with the script: choosing submits.
-  await page.goto(`${server.base}/console/account/api-keys`);
+  await page.goto(`${ctx.server.base}/console/account/api-keys`);
   assert.ok(await page.getByLabel('members:invite').count(), 'an admin of acme may grant members:invite');
   await banner.getByLabel('Tenant').selectOption('globex');
-  await page.waitForURL(`${server.base}/console/account/api-keys`);
+  await page.waitForURL(`${ctx.server.base}/console/account/api-keys`);
   await page.getByText('For Globex').waitFor();
   assert.equal(await page.getByLabel('members:invite').count(), 0, 'a member of globex may not');
   assert.equal(await banner.getByRole('link').first().innerText(), 'Globex');
@@ -148,8 +140,8 @@ test('the tenant switcher changes the tenant, its branding, and what keys can ge
 });
 
 test('the profile and password forms save, and the dark theme is kept per browser', async () => {
-  const page = await newPage(browser);
-  await signIn(page, server.base, 'victor@acme.example', DEMO_PASSWORD, '/console/account/profile');
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'victor@acme.example', DEMO_PASSWORD, '/console/account/profile');
   await page.getByLabel('Display name').fill('Victor V.');
   await page.getByRole('button', { name: 'Save name' }).click();
   await page.getByText('Your name is saved.').waitFor();
@@ -172,7 +164,7 @@ test('the profile and password forms save, and the dark theme is kept per browse
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
   await checkPage(page, 'account-profile-dark');
   await signOut(page);
-  await signIn(page, server.base, 'victor@acme.example', 'a new long passphrase');
+  await signIn(page, ctx.server.base, 'victor@acme.example', 'a new long passphrase');
   await page.getByRole('heading', { name: /Welcome, Victor V./ }).waitFor();
   await page.context().close();
 });

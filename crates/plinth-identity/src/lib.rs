@@ -22,6 +22,7 @@ mod service;
 mod sessions;
 mod setup;
 mod users;
+mod views;
 
 pub use api_keys::{ApiKeyGrant, ApiKeyView, CreatedApiKey, NewApiKey};
 pub use auth::{Introspection, LoginOutcome, MfaChallenge, SignInCredential, TokenPair};
@@ -40,4 +41,5 @@ pub use service::{Identity, IdentityConfig, Principal};
 pub use sessions::{ClientInfo, SessionView};
 pub use setup::{NewSuperAdmin, Setup, SetupToken, SetupVia};
 pub use users::{NewUser, PlatformRole, User, UserStatus, Users};
+pub use views::{MAX_VIEWS_PER_TABLE, SavedView};
 pub use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};

@@ -56,6 +56,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_event_versions"),
     migration!(14, "0014_outbox_dispatch", postgres = "0014_outbox_dispatch"),
     migration!(15, "0015_webhooks", postgres = "0015_webhooks"),
+    migration!(16, "0016_console_views"),
 ];
 
 impl Migration {

@@ -7,6 +7,9 @@ pub mod csrf;
 pub mod prefs;
 pub mod shell;
 pub mod sign_in;
+pub mod table;
+pub mod tenant;
+pub mod views;
 
 pub use shell::Shell;
 

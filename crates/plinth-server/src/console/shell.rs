@@ -70,7 +70,7 @@ pub struct NavEntry {
 }
 
 pub struct NavSection {
-    pub title: &'static str,
+    pub title: String,
     pub entries: Vec<NavEntry>,
 }
 
@@ -116,9 +116,14 @@ impl Shell {
             )
             .await?
             .items;
-        // The tenant chosen in this browser while the user is still a member of it; one
-        // membership needs no choosing.
-        let chosen = cookies::read(headers, cookies::TENANT);
+        // The tenant of the page's own address (`/console/t/<tenant>/…`), else the one
+        // chosen in this browser while the user is still a member of it; one membership
+        // needs no choosing.
+        let chosen = path
+            .strip_prefix("/console/t/")
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned)
+            .or_else(|| cookies::read(headers, cookies::TENANT));
         let selected = match (chosen, mine.as_slice()) {
             (Some(slug), _) if mine.iter().any(|t| t.slug == slug) => Some(slug),
             (_, [only]) => Some(only.slug.clone()),
@@ -152,8 +157,8 @@ impl Shell {
                 });
             }
         }
-        let sections = vec![NavSection {
-            title: "Your account",
+        let mut sections = vec![NavSection {
+            title: "Your account".to_owned(),
             entries: vec![
                 entry("overview", "Overview", "/console"),
                 entry(
@@ -171,6 +176,24 @@ impl Shell {
                 entry("tenants", "Tenants", "/console/account/tenants"),
             ],
         }];
+        if let Some(selected) = &tenant {
+            // Only the pages this member may use; each page's guard checks again.
+            let entries: Vec<NavEntry> = [("members", "Members", "members:read")]
+                .into_iter()
+                .filter(|(_, _, permission)| permissions.contains(permission))
+                .map(|(key, label, _)| NavEntry {
+                    key,
+                    label,
+                    href: format!("/console/t/{}/{key}", selected.slug),
+                })
+                .collect();
+            if !entries.is_empty() {
+                sections.push(NavSection {
+                    title: selected.name.clone(),
+                    entries,
+                });
+            }
+        }
         Ok(Shell {
             name: user.display_name,
             email: user.email,

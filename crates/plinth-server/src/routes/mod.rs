@@ -189,6 +189,24 @@ pub fn register(routes: Routes) -> Routes {
             &[Method::GET],
             get(console::account::tenants::page),
         )
+        .page(
+            Account,
+            "/console/views",
+            &[Method::POST],
+            post(console::views::save),
+        )
+        .page(
+            Account,
+            "/console/views/{id}/delete",
+            &[Method::POST],
+            post(console::views::delete),
+        )
+        .page(
+            Tenant("members:read"),
+            "/console/t/{tenant}/members",
+            &[Method::GET],
+            get(console::tenant::members::page),
+        )
         // Sign-in and tokens
         .api(Public, routes!(auth::credentials::login))
         .api(Public, routes!(auth::credentials::mfa))

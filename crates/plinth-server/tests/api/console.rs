@@ -19,6 +19,7 @@ backend_tests!(
     signing_out_or_revoking_ends_the_cookie_session,
     an_idle_console_session_ends,
     cookies_are_secure_behind_tls,
+    saved_views_are_their_owners_alone_and_reach_no_further_than_the_form,
 );
 
 /// A browser: its own cookie jar, no automatic redirects, so every hop is visible.
@@ -510,5 +511,99 @@ async fn cookies_are_secure_behind_tls(db: TestDatabase) {
             .unwrap()
             .contains("Secure")
     );
+    app.stop().await;
+}
+
+/// The id of the saved view `name` as the members page lists it for this browser.
+async fn view_id(browser: &mut Browser, tenant: &str, name: &str) -> Option<String> {
+    let page = browser.get(&format!("/console/t/{tenant}/members")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // A saved view's link is current on its own page; open each to find its delete form.
+    let marker = format!(">{name}</a>");
+    let end = page.body.find(&marker)?;
+    let start = page.body[..end].rfind("href=\"")? + "href=\"".len();
+    let href = page.body[start..end]
+        .trim_end_matches('"')
+        .replace("&#38;", "&");
+    let view = browser.get(&href).await;
+    let form = "action=\"/console/views/";
+    let at = view.body.find(form)? + form.len();
+    Some(view.body[at..at + 36].to_owned())
+}
+
+async fn saved_views_are_their_owners_alone_and_reach_no_further_than_the_form(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let mut owner = signed_in_browser(&app, "views-owner@example.com").await;
+    let token = app.access_token("views-owner@example.com", PASSWORD).await;
+    let tenant = app.create_tenant(&token, "views").await;
+    let other_id = app
+        .create_user("views-other@example.com", PASSWORD, true, &[])
+        .await;
+    app.add_member(tenant["id"].as_str().unwrap(), other_id, "admin")
+        .await;
+    let mut other = Browser::new(&app);
+    other
+        .sign_in("views-other@example.com", PASSWORD, "/console")
+        .await;
+
+    let csrf = owner.csrf().await;
+    let saved = owner
+        .post_form(
+            "/console/views",
+            &[
+                ("csrf_token", &csrf),
+                ("page", "members"),
+                ("name", "Mine"),
+                (
+                    "query",
+                    "role=admin&tenant=elsewhere&sort=password_hash&cols=email",
+                ),
+                ("next", "/console/t/views/members"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/console/t/views/members?role=admin&cols=email"),
+        "only the table's own fields and values are kept"
+    );
+    let id = view_id(&mut owner, "views", "Mine")
+        .await
+        .expect("the owner sees it");
+    assert_eq!(
+        view_id(&mut other, "views", "Mine").await,
+        None,
+        "another member does not"
+    );
+
+    let other_csrf = other.csrf().await;
+    let refused = other
+        .post_form(
+            &format!("/console/views/{id}/delete"),
+            &[("csrf_token", &other_csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 404);
+    assert!(view_id(&mut owner, "views", "Mine").await.is_some());
+
+    let unknown = owner
+        .post_form(
+            "/console/views",
+            &[("csrf_token", &csrf), ("page", "secrets"), ("name", "x")],
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    for n in 0..20 {
+        let name = format!("View {n}");
+        let page = owner
+            .post_form(
+                "/console/views",
+                &[("csrf_token", &csrf), ("page", "members"), ("name", &name)],
+            )
+            .await;
+        let expected = if n < 19 { 303 } else { 422 };
+        assert_eq!(page.status, expected, "view {n}: {}", page.body);
+    }
     app.stop().await;
 }

@@ -1266,6 +1266,38 @@ async fn account_pages(app: &TestApp, w: &mut Walk<'_>, browser: &mut Browser, a
         .await;
     w.check_page("POST", "/console/tenant", None, &page).await;
 
+    // A saved view is the user's own link to a table: nothing on record either.
+    let page = browser
+        .post_form(
+            "/console/views",
+            &[
+                ("csrf_token", &csrf),
+                ("page", "members"),
+                ("name", "Admins"),
+                ("query", "role=admin&unknown=dropped"),
+                ("next", "/console/t/pages/members"),
+            ],
+        )
+        .await;
+    w.check_page("POST", "/console/views", None, &page).await;
+    let members = browser.get("/console/t/pages/members?role=admin").await;
+    assert_eq!(members.status, 200, "{}", members.body);
+    let marker = "action=\"/console/views/";
+    let start = members
+        .body
+        .find(marker)
+        .expect("the saved view is current")
+        + marker.len();
+    let view_id = members.body[start..start + 36].to_owned();
+    let page = browser
+        .post_form(
+            &format!("/console/views/{view_id}/delete"),
+            &[("csrf_token", &csrf), ("next", "/console/t/pages/members")],
+        )
+        .await;
+    w.check_page("POST", "/console/views/{id}/delete", None, &page)
+        .await;
+
     let page = browser
         .post_form(
             "/console/account/api-keys",

@@ -1,0 +1,182 @@
+//! The tenant's members, through the server-driven table: searched, filtered by role and
+//! status, sorted and paged by the members service, exported as CSV.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use plinth_core::{MAX_PAGE_LIMIT, PageRequest};
+use plinth_tenancy::{MemberFilter, MemberSort, MemberView};
+
+use crate::auth::InTenant;
+use crate::console::shell::when;
+use crate::console::table::{self, Column, Filter, Preset, Table, TableSpec, View};
+use crate::console::{Shell, Visit};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Rows on one page of the table.
+const PAGE_ROWS: u32 = 25;
+
+pub static MEMBERS: TableSpec = TableSpec {
+    page: "members",
+    caption: "Members",
+    columns: &[
+        Column {
+            key: "name",
+            label: "Name",
+            sort: None,
+        },
+        Column {
+            key: "email",
+            label: "E-mail",
+            sort: Some("email"),
+        },
+        Column {
+            key: "roles",
+            label: "Roles",
+            sort: None,
+        },
+        Column {
+            key: "status",
+            label: "Status",
+            sort: None,
+        },
+        Column {
+            key: "joined",
+            label: "Joined",
+            sort: Some("joined_at"),
+        },
+    ],
+    filters: &[
+        Filter {
+            key: "role",
+            label: "Role",
+            options: &[
+                ("", "Any role"),
+                ("owner", "Owner"),
+                ("admin", "Admin"),
+                ("member", "Member"),
+                ("viewer", "Viewer"),
+            ],
+        },
+        Filter {
+            key: "status",
+            label: "Status",
+            options: &[
+                ("", "Any status"),
+                ("active", "Active"),
+                ("suspended", "Suspended"),
+            ],
+        },
+    ],
+    presets: &[
+        Preset {
+            label: "Administrators",
+            query: "role=admin",
+        },
+        Preset {
+            label: "Suspended",
+            query: "status=suspended",
+        },
+        Preset {
+            label: "Newest first",
+            query: "sort=-joined_at",
+        },
+    ],
+    default_sort: ("email", false),
+    empty: "No members yet.",
+};
+
+fn cell(member: &MemberView, key: &str) -> String {
+    match key {
+        "name" => member.display_name.clone(),
+        "email" => member.email.clone(),
+        "roles" => member.roles.join(", "),
+        "status" => member.status.clone(),
+        "joined" => when(member.joined_at),
+        _ => String::new(),
+    }
+}
+
+fn filter_of(view: &View) -> MemberFilter {
+    MemberFilter {
+        query: (!view.q.is_empty()).then(|| view.q.clone()),
+        role: view.filter("role").map(str::to_owned),
+        status: view.filter("status").map(str::to_owned),
+        sort: match view.sort {
+            ("joined_at", false) => MemberSort::JoinedAsc,
+            ("joined_at", true) => MemberSort::JoinedDesc,
+            (_, true) => MemberSort::EmailDesc,
+            _ => MemberSort::EmailAsc,
+        },
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/members.html")]
+struct MembersPage {
+    shell: Option<Shell>,
+    tenant_name: String,
+    table: Table,
+    /// The list could not be read (a stale cursor, say): said above the table.
+    error: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    visit: Visit,
+    InTenant(ctx): InTenant,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let view = View::parse(&MEMBERS, query.as_deref());
+    let filter = filter_of(&view);
+    if table::wants_csv(query.as_deref()) {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = PageRequest::new(Some(MAX_PAGE_LIMIT), cursor);
+            let found = state
+                .tenancy
+                .list_members(&ctx.scope, &filter, &page)
+                .await?;
+            all.extend(found.items);
+            match found.next_cursor {
+                Some(next) if all.len() < table::CSV_MAX_ROWS => cursor = Some(next),
+                _ => break,
+            }
+        }
+        all.truncate(table::CSV_MAX_ROWS);
+        return Ok(table::csv_response(&MEMBERS, &view, &all, cell));
+    }
+    let shell = visit.shell(&state, "members").await?;
+    let saved = state.identity.saved_views(&visit.me, MEMBERS.page).await?;
+    let page = PageRequest::new(Some(PAGE_ROWS), view.cursor.clone());
+    let (items, next, error) = match state.tenancy.list_members(&ctx.scope, &filter, &page).await {
+        Ok(found) => (found.items, found.next_cursor, None),
+        Err(e) => {
+            let problem = Problem::from(e);
+            if problem.kind.status().is_server_error() {
+                return Err(problem);
+            }
+            (
+                Vec::new(),
+                None,
+                Some(format!("This list could not be read: {}", problem.detail)),
+            )
+        }
+    };
+    let path = format!("/console/t/{}/members", ctx.tenant_slug);
+    let table = Table::new(&MEMBERS, &view, &path, &items, cell, next.as_deref(), saved);
+    let tenant_name = shell
+        .tenant
+        .as_ref()
+        .map_or_else(|| ctx.tenant_slug.clone(), |t| t.name.clone());
+    Ok(MembersPage {
+        shell: Some(shell),
+        tenant_name,
+        table,
+        error,
+    }
+    .into_response())
+}

@@ -1,0 +1,88 @@
+// The server-driven table on the tenant's members: navigation by role, search, filters,
+// sorting, column choice, saved views, presets, CSV export, and the error state; and a
+// tenant the user is not in stays closed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEMO_PASSWORD } from '../support/server.mjs';
+import { suite } from '../support/suite.mjs';
+import { checkPage, newPage, signIn } from '../support/browser.mjs';
+
+const ctx = suite();
+
+const emails = async (page) => page.locator('tbody tr td:nth-child(2)').allInnerTexts();
+
+test('members are searched, filtered, sorted, chosen by column, saved as a view and exported', async () => {
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'olivia@acme.example', DEMO_PASSWORD);
+  const nav = page.getByRole('navigation', { name: 'Console' });
+  await nav.getByRole('link', { name: 'Members' }).click();
+  await page.getByRole('heading', { name: 'Members of Acme Corporation' }).waitFor();
+  assert.equal(await page.locator('tbody tr').count(), 7);
+  assert.deepEqual(await emails(page), [...(await emails(page))].sort(), 'by e-mail address');
+  await checkPage(page, 'tenant-members');
+
+  await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/role=viewer/);
+  assert.deepEqual(await emails(page), ['vera@acme.example', 'victor@acme.example']);
+
+  // The sorted column turns around.
+  await page.getByRole('columnheader', { name: /E-mail/ }).getByRole('link').click();
+  await page.waitForURL(/sort=-email/);
+  assert.deepEqual(await emails(page), ['victor@acme.example', 'vera@acme.example']);
+  assert.equal(await page.getByRole('columnheader', { name: /E-mail/ }).getAttribute('aria-sort'), 'descending');
+
+  await page.getByText('Columns', { exact: true }).click();
+  await page.getByRole('checkbox', { name: 'Joined' }).uncheck();
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/cols=/);
+  assert.equal(await page.getByRole('columnheader', { name: 'Joined' }).count(), 0);
+
+  await page.getByLabel('Save this view as').fill('Viewers, newest mail');
+  await page.getByRole('button', { name: 'Save view' }).click();
+  const views = page.getByRole('navigation', { name: 'Views' });
+  await views.getByRole('link', { name: 'Viewers, newest mail' }).waitFor();
+  assert.equal(await views.getByRole('link', { name: 'Viewers, newest mail' }).getAttribute('aria-current'), 'true');
+  await checkPage(page, 'tenant-members-saved-view');
+
+  // The view follows the user: a new browser finds it on the server.
+  const other = await newPage(ctx.browser);
+  await signIn(other, ctx.server.base, 'olivia@acme.example', DEMO_PASSWORD, '/console/t/acme/members');
+  await other.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Viewers, newest mail' }).click();
+  await other.waitForURL(/sort=-email/);
+  assert.deepEqual(await emails(other), ['victor@acme.example', 'vera@acme.example']);
+  await other.context().close();
+
+  const csvHref = await page.getByRole('link', { name: 'Export this view as CSV' }).getAttribute('href');
+  const csv = await (await page.request.get(`${ctx.server.base}${csvHref}`)).text();
+  assert.equal(csv, 'Name,E-mail,Roles,Status\r\nVictor Viewer,victor@acme.example,viewer,active\r\nVera Viewer,vera@acme.example,viewer,active\r\n');
+
+  await page.getByRole('button', { name: /Delete view/ }).click();
+  await page.waitForLoadState();
+  assert.equal(await page.getByRole('link', { name: 'Viewers, newest mail' }).count(), 0);
+
+  await page.getByRole('searchbox', { name: 'Search' }).fill('max');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/q=max/);
+  assert.deepEqual(await emails(page), ['max@acme.example']);
+  await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Administrators' }).click();
+  await page.waitForURL(/role=admin/);
+  assert.deepEqual(await emails(page), ['adam@acme.example', 'casey@consulting.example']);
+
+  await page.goto(`${ctx.server.base}/console/t/acme/members?q=nobody-here`);
+  await page.getByText('Nothing matches these filters.').waitFor();
+  await checkPage(page, 'tenant-members-empty');
+  await page.goto(`${ctx.server.base}/console/t/acme/members?cursor=not-a-cursor`);
+  await page.getByRole('alert').getByText('This list could not be read').waitFor();
+  await page.context().close();
+});
+
+test('a tenant the user is not in, and a permission the user lacks, stay closed', async () => {
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'olivia@acme.example', DEMO_PASSWORD);
+  const answer = await page.goto(`${ctx.server.base}/console/t/initech/members`);
+  assert.equal(answer.status(), 404);
+  assert.equal(await page.getByText('initech.example').count(), 0);
+  await checkPage(page, 'not-found');
+  await page.context().close();
+});
