@@ -1,7 +1,7 @@
 // Debian's Chromium driven by playwright-core, and what every page must pass: axe-core
 // with no serious or critical violation in the light and the dark theme, and a
 // screenshot kept for people to look at.
-import { mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -51,9 +51,29 @@ async function violations(page) {
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
-/** The checks every page gets: accessibility in both themes, no script error, a screenshot. */
+/** A page's weight as a first visit would download it: the document and every
+ *  sub-resource, compressed as sent (`encodedBodySize` counts cached ones too) and as read. */
+async function weight(page) {
+  return page.evaluate(() => {
+    const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    return {
+      sent: entries.reduce((sum, e) => sum + e.encodedBodySize, 0),
+      read: entries.reduce((sum, e) => sum + e.decodedBodySize, 0),
+      requests: entries.length,
+    };
+  });
+}
+
+/** The most a console page may weigh (the issue's budget). */
+const PAGE_BUDGET = 100 * 1024;
+
+/** The checks every page gets: accessibility in both themes, no script error, its weight
+ *  within budget (recorded in `screenshots/weights.tsv`), a screenshot. */
 export async function checkPage(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
+  const { sent, read, requests } = await weight(page);
+  assert.ok(read < PAGE_BUDGET, `${name} weighs ${read} bytes uncompressed, over the ${PAGE_BUDGET}-byte budget`);
+  await appendFile(path.join(SCREENSHOTS, 'weights.tsv'), `${name}\t${requests}\t${sent}\t${read}\n`);
   for (const colorScheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme });
     assert.deepEqual(await violations(page), [], `${name} (${colorScheme}) has accessibility violations`);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** The binary under test: `cargo build` (or `cargo test`) leaves it here. */
-export const BIN = process.env.PLINTH_BIN ?? path.join(root, 'target', 'debug', 'plinth');
+export const BIN = path.resolve(process.env.PLINTH_BIN ?? path.join(root, 'target', 'debug', 'plinth'));
 
 /** Every demo account signs in with this password (`plinth demo`). */
 export const DEMO_PASSWORD = 'plinth demo password';

@@ -61,3 +61,28 @@ test('a session ended from another browser signs that browser out', async () => 
   await laptop.context().close();
   await phone.context().close();
 });
+
+test('the keyboard reaches everything in order, starting with a skip link, with a visible focus', async () => {
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'mia@acme.example', DEMO_PASSWORD, '/console/account/profile');
+  await page.getByRole('heading', { name: 'Profile and password' }).waitFor();
+  await page.keyboard.press('Tab');
+  const skip = page.getByRole('link', { name: 'Skip to content' });
+  assert.equal(await skip.evaluate((element) => element === document.activeElement), true);
+  assert.notEqual(await skip.evaluate((element) => getComputedStyle(element).outlineStyle), 'none', 'the focus shows');
+  // The order follows the page: banner controls, then the navigation, then the content.
+  const order = [];
+  for (let i = 0; i < 14; i++) {
+    await page.keyboard.press('Tab');
+    order.push(await page.evaluate(() => {
+      const element = document.activeElement;
+      const region = element.closest('header') ? 'banner' : element.closest('nav') ? 'nav' : element.closest('main') ? 'main' : 'other';
+      return region;
+    }));
+  }
+  const firstNav = order.indexOf('nav');
+  const firstMain = order.indexOf('main');
+  assert.ok(order.indexOf('banner') < firstNav && firstNav < firstMain, order.join(' → '));
+  assert.ok(!order.slice(firstMain).includes('banner') && !order.slice(firstMain).includes('nav'), order.join(' → '));
+  await page.context().close();
+});
