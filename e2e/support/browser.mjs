@@ -64,11 +64,15 @@ async function weight(page) {
   });
 }
 
+/** A phone's screen, in CSS pixels. */
+const PHONE = { width: 390, height: 844 };
+
 /** The most a console page may weigh (the issue's budget). */
 const PAGE_BUDGET = 100 * 1024;
 
-/** The checks every page gets: accessibility in both themes, no script error, its weight
- *  within budget (recorded in `screenshots/weights.tsv`), a screenshot. */
+/** The checks every page gets: accessibility in both themes, its weight within budget
+ *  (recorded in `screenshots/weights.tsv`), nothing off the side of a phone's screen, no
+ *  script error, and screenshots (light, dark, phone). */
 export async function checkPage(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
   const { sent, read, requests } = await weight(page);
@@ -80,6 +84,13 @@ export async function checkPage(page, name) {
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`), fullPage: true });
   }
   await page.emulateMedia({ colorScheme: null });
+  // At a phone's width nothing may run off the side (wide tables scroll inside their box).
+  const wide = page.viewportSize();
+  await page.setViewportSize(PHONE);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name} runs ${overflow} px off a phone's screen`);
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize(wide);
   assert.deepEqual(page.scriptErrors, [], `${name} logged script errors`);
 }
 

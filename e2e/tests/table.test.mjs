@@ -85,4 +85,36 @@ test('a tenant the user is not in, and a permission the user lacks, stay closed'
   assert.equal(await page.getByText('initech.example').count(), 0);
   await checkPage(page, 'not-found');
   await page.context().close();
+
+  // A custom role without members:read: the navigation leaves the page out, and the
+  // address typed by hand is refused.
+  const api = async (method, path, body) => {
+    const response = await fetch(`${ctx.server.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body && JSON.stringify(body),
+    });
+    assert.ok(response.ok, `${method} ${path} answered ${response.status}: ${await response.clone().text()}`);
+    return response.json();
+  };
+  const login = await fetch(`${ctx.server.base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'olivia@acme.example', password: DEMO_PASSWORD }),
+  });
+  const token = (await login.json()).access_token;
+  await api('POST', '/api/v1/tenants/acme/roles', { key: 'greeter', name: 'Greeter', permissions: ['tenant:read'] });
+  const [max] = (await api('GET', '/api/v1/tenants/acme/members?q=max')).items;
+  await api('PATCH', `/api/v1/tenants/acme/members/${max.user_id}`, { roles: ['greeter'] });
+
+  const greeter = await newPage(ctx.browser);
+  await signIn(greeter, ctx.server.base, 'max@acme.example', DEMO_PASSWORD);
+  await greeter.getByRole('heading', { name: /Welcome/ }).waitFor();
+  const nav = greeter.getByRole('navigation', { name: 'Console' });
+  assert.equal(await nav.getByRole('link', { name: 'Members' }).count(), 0);
+  assert.equal(await nav.getByRole('link', { name: 'API keys' }).count(), 1);
+  const refused = await greeter.goto(`${ctx.server.base}/console/t/acme/members`);
+  assert.equal(refused.status(), 403);
+  assert.equal(await greeter.getByText('victor@acme.example').count(), 0);
+  await greeter.context().close();
 });
