@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { DEMO_PASSWORD } from '../support/server.mjs';
 import { suite } from '../support/suite.mjs';
 import { checkPage, newPage, signIn } from '../support/browser.mjs';
+import { totp } from '../support/totp.mjs';
 
 const ctx = suite();
 
@@ -117,4 +118,45 @@ test('a tenant the user is not in, and a permission the user lacks, stay closed'
   assert.equal(refused.status(), 403);
   assert.equal(await greeter.getByText('victor@acme.example').count(), 0);
   await greeter.context().close();
+});
+
+test('platform administrators get the platform section once signed in with a second factor', async () => {
+  const page = await newPage(ctx.browser);
+  await signIn(page, ctx.server.base, 'operator@plinth.example', DEMO_PASSWORD);
+  await page.getByRole('status').getByText('must enrol two-step verification').waitFor();
+  const platform = page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Tenants' }).last();
+  await platform.click();
+  assert.equal(new URL(page.url()).pathname, '/console/platform/tenants');
+  await page.getByText('must enrol two-step verification').waitFor();
+
+  await page.goto(`${ctx.server.base}/console/account/security`);
+  await page.getByLabel('Your password, to confirm it is you').first().fill(DEMO_PASSWORD);
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  const secret = (await page.locator('[data-totp-secret]').innerText()).trim();
+  await page.getByLabel('Code from the app').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on two-step verification' }).click();
+  await page.getByRole('list', { name: 'Recovery codes' }).waitFor();
+  await page.getByRole('banner').getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, ctx.server.base, 'operator@plinth.example', DEMO_PASSWORD, '/console/platform/tenants');
+  await page.getByLabel('Code').fill(totp(secret, 1));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByRole('heading', { name: 'Tenants' }).waitFor();
+  const slugs = () => page.locator('tbody tr td:nth-child(2)').allInnerTexts();
+  assert.deepEqual(await slugs(), ['initech', 'globex', 'acme'], 'newest first');
+  await checkPage(page, 'platform-tenants');
+  await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'On trial' }).click();
+  await page.waitForURL(/status=trial/);
+  assert.deepEqual(await slugs(), ['globex']);
+  const csvHref = await page.getByRole('link', { name: 'Export this view as CSV' }).getAttribute('href');
+  const csv = await (await page.request.get(`${ctx.server.base}${csvHref}`)).text();
+  assert.match(csv, /^Name,Slug,Status,Trial ends,Created\r\nGlobex,globex,trial,\d{4}-/);
+  await page.context().close();
+
+  const owner = await newPage(ctx.browser);
+  await signIn(owner, ctx.server.base, 'olivia@acme.example', DEMO_PASSWORD);
+  await owner.getByRole('heading', { name: /Welcome/ }).waitFor();
+  assert.equal(await owner.getByRole('navigation', { name: 'Console' }).getByText('Platform').count(), 0);
+  const refused = await owner.goto(`${ctx.server.base}/console/platform/tenants`);
+  assert.equal(refused.status(), 403);
+  await owner.context().close();
 });

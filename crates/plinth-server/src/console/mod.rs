@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod csrf;
+pub mod platform;
 pub mod prefs;
 pub mod shell;
 pub mod sign_in;

@@ -194,6 +194,16 @@ impl Shell {
                 });
             }
         }
+        if principal.platform_admin {
+            sections.push(NavSection {
+                title: "Platform".to_owned(),
+                entries: vec![entry(
+                    "platform-tenants",
+                    "Tenants",
+                    "/console/platform/tenants",
+                )],
+            });
+        }
         Ok(Shell {
             name: user.display_name,
             email: user.email,

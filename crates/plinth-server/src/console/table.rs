@@ -10,6 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use plinth_identity::SavedView;
 
+/// Rows on one page of a table.
+pub const PAGE_ROWS: u32 = 25;
 /// Rows a CSV export holds at most; a bigger export is the API's job.
 pub const CSV_MAX_ROWS: usize = 10_000;
 const MAX_SEARCH: usize = 100;
@@ -377,6 +379,74 @@ fn push_record(out: &mut String, cells: &[String]) {
         }
     }
     out.push_str("\r\n");
+}
+
+/// A page that is one table under a heading (members, the platform's tenants, …).
+#[derive(askama::Template, askama_web::WebTemplate)]
+#[template(path = "console/table_page.html")]
+pub struct TablePage {
+    pub shell: Option<super::Shell>,
+    pub title: String,
+    pub table: Table,
+    /// The list could not be read (a stale cursor, say): said above the table.
+    pub error: Option<String>,
+}
+
+/// One page of rows for a table, or why it could not be read.
+pub struct Rows<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+    /// The error state: the reason the list could not be read (a stale cursor, say).
+    pub error: Option<String>,
+}
+
+impl<T> Rows<T> {
+    /// The service's answer as rows; a refusal becomes the page's error state, while a
+    /// failure of the server stays an error.
+    pub fn of<E: Into<crate::problem::Problem>>(
+        result: Result<plinth_core::Page<T>, E>,
+    ) -> Result<Rows<T>, crate::problem::Problem> {
+        match result {
+            Ok(found) => Ok(Rows {
+                items: found.items,
+                next: found.next_cursor,
+                error: None,
+            }),
+            Err(e) => {
+                let problem = e.into();
+                if problem.kind.status().is_server_error() {
+                    return Err(problem);
+                }
+                Ok(Rows {
+                    items: Vec::new(),
+                    next: None,
+                    error: Some(format!("This list could not be read: {}", problem.detail)),
+                })
+            }
+        }
+    }
+}
+
+/// Every row of the view, page by page through `fetch` (the list's own service call), up
+/// to [`CSV_MAX_ROWS`]: what an export holds.
+pub async fn every_row<T, E, F, Fut>(mut fetch: F) -> Result<Vec<T>, E>
+where
+    F: FnMut(plinth_core::PageRequest) -> Fut,
+    Fut: Future<Output = Result<plinth_core::Page<T>, E>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = plinth_core::PageRequest::new(Some(plinth_core::MAX_PAGE_LIMIT), cursor);
+        let found = fetch(page).await?;
+        all.extend(found.items);
+        match found.next_cursor {
+            Some(next) if all.len() < CSV_MAX_ROWS => cursor = Some(next),
+            _ => break,
+        }
+    }
+    all.truncate(CSV_MAX_ROWS);
+    Ok(all)
 }
 
 /// Whether the address asks for the view as CSV (`format=csv`).

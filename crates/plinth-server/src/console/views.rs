@@ -6,6 +6,7 @@ use axum::response::Response;
 use plinth_core::FieldErrors;
 use serde::Deserialize;
 
+use super::platform::tenants::TENANTS;
 use super::table::{TableSpec, View};
 use super::tenant::members::MEMBERS;
 use super::{Visit, error_page, safe_next, see_other};
@@ -14,7 +15,7 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 /// Every table whose views can be saved.
-static TABLES: &[&TableSpec] = &[&MEMBERS];
+static TABLES: &[&TableSpec] = &[&MEMBERS, &TENANTS];
 
 #[derive(Deserialize)]
 pub struct SaveForm {

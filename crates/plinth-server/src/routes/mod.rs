@@ -202,6 +202,12 @@ pub fn register(routes: Routes) -> Routes {
             post(console::views::delete),
         )
         .page(
+            PlatformAdmin,
+            "/console/platform/tenants",
+            &[Method::GET],
+            get(console::platform::tenants::page),
+        )
+        .page(
             Tenant("members:read"),
             "/console/t/{tenant}/members",
             &[Method::GET],

@@ -1,22 +1,17 @@
 //! The tenant's members, through the server-driven table: searched, filtered by role and
 //! status, sorted and paged by the members service, exported as CSV.
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use plinth_core::{MAX_PAGE_LIMIT, PageRequest};
+use plinth_core::PageRequest;
 use plinth_tenancy::{MemberFilter, MemberSort, MemberView};
 
 use crate::auth::InTenant;
+use crate::console::Visit;
 use crate::console::shell::when;
-use crate::console::table::{self, Column, Filter, Preset, Table, TableSpec, View};
-use crate::console::{Shell, Visit};
+use crate::console::table::{self, Column, Filter, Preset, Table, TablePage, TableSpec, View};
 use crate::problem::Problem;
 use crate::state::AppState;
-
-/// Rows on one page of the table.
-const PAGE_ROWS: u32 = 25;
 
 pub static MEMBERS: TableSpec = TableSpec {
     page: "members",
@@ -113,16 +108,6 @@ fn filter_of(view: &View) -> MemberFilter {
     }
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "console/members.html")]
-struct MembersPage {
-    shell: Option<Shell>,
-    tenant_name: String,
-    table: Table,
-    /// The list could not be read (a stale cursor, say): said above the table.
-    error: Option<String>,
-}
-
 pub async fn page(
     State(state): State<AppState>,
     visit: Visit,
@@ -132,51 +117,37 @@ pub async fn page(
     let view = View::parse(&MEMBERS, query.as_deref());
     let filter = filter_of(&view);
     if table::wants_csv(query.as_deref()) {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = PageRequest::new(Some(MAX_PAGE_LIMIT), cursor);
-            let found = state
-                .tenancy
-                .list_members(&ctx.scope, &filter, &page)
-                .await?;
-            all.extend(found.items);
-            match found.next_cursor {
-                Some(next) if all.len() < table::CSV_MAX_ROWS => cursor = Some(next),
-                _ => break,
-            }
-        }
-        all.truncate(table::CSV_MAX_ROWS);
+        let (tenancy, scope, filter) = (&state.tenancy, &ctx.scope, &filter);
+        let all =
+            table::every_row(
+                |page| async move { tenancy.list_members(scope, filter, &page).await },
+            )
+            .await?;
         return Ok(table::csv_response(&MEMBERS, &view, &all, cell));
     }
     let shell = visit.shell(&state, "members").await?;
     let saved = state.identity.saved_views(&visit.me, MEMBERS.page).await?;
-    let page = PageRequest::new(Some(PAGE_ROWS), view.cursor.clone());
-    let (items, next, error) = match state.tenancy.list_members(&ctx.scope, &filter, &page).await {
-        Ok(found) => (found.items, found.next_cursor, None),
-        Err(e) => {
-            let problem = Problem::from(e);
-            if problem.kind.status().is_server_error() {
-                return Err(problem);
-            }
-            (
-                Vec::new(),
-                None,
-                Some(format!("This list could not be read: {}", problem.detail)),
-            )
-        }
-    };
+    let page = PageRequest::new(Some(table::PAGE_ROWS), view.cursor.clone());
+    let rows = table::Rows::of(state.tenancy.list_members(&ctx.scope, &filter, &page).await)?;
     let path = format!("/console/t/{}/members", ctx.tenant_slug);
-    let table = Table::new(&MEMBERS, &view, &path, &items, cell, next.as_deref(), saved);
+    let table = Table::new(
+        &MEMBERS,
+        &view,
+        &path,
+        &rows.items,
+        cell,
+        rows.next.as_deref(),
+        saved,
+    );
     let tenant_name = shell
         .tenant
         .as_ref()
         .map_or_else(|| ctx.tenant_slug.clone(), |t| t.name.clone());
-    Ok(MembersPage {
+    Ok(TablePage {
         shell: Some(shell),
-        tenant_name,
+        title: format!("Members of {tenant_name}"),
         table,
-        error,
+        error: rows.error,
     }
     .into_response())
 }
