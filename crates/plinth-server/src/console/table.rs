@@ -30,10 +30,36 @@ pub struct Filter {
     pub options: &'static [(&'static str, &'static str)],
 }
 
+impl Column {
+    /// A column shown as it is.
+    pub const fn plain(key: &'static str, label: &'static str) -> Column {
+        Column {
+            key,
+            label,
+            sort: None,
+        }
+    }
+
+    /// A column the list's service sorts by `sort`.
+    pub const fn sorted(key: &'static str, label: &'static str, sort: &'static str) -> Column {
+        Column {
+            key,
+            label,
+            sort: Some(sort),
+        }
+    }
+}
+
 /// A pinned view every user of the page gets.
 pub struct Preset {
     pub label: &'static str,
     pub query: &'static str,
+}
+
+impl Preset {
+    pub const fn new(label: &'static str, query: &'static str) -> Preset {
+        Preset { label, query }
+    }
 }
 
 pub struct TableSpec {
@@ -482,31 +508,16 @@ mod tests {
         page: "things",
         caption: "Things",
         columns: &[
-            Column {
-                key: "name",
-                label: "Name",
-                sort: Some("name"),
-            },
-            Column {
-                key: "size",
-                label: "Size",
-                sort: None,
-            },
-            Column {
-                key: "made",
-                label: "Made",
-                sort: Some("made_at"),
-            },
+            Column::sorted("name", "Name", "name"),
+            Column::plain("size", "Size"),
+            Column::sorted("made", "Made", "made_at"),
         ],
         filters: &[Filter {
             key: "kind",
             label: "Kind",
             options: &[("", "Any"), ("big", "Big"), ("small", "Small")],
         }],
-        presets: &[Preset {
-            label: "Big",
-            query: "kind=big",
-        }],
+        presets: &[Preset::new("Big", "kind=big")],
         default_sort: ("name", false),
         empty: "Nothing.",
     };

@@ -15,31 +15,11 @@ pub static TENANTS: TableSpec = TableSpec {
     page: "platform-tenants",
     caption: "Tenants",
     columns: &[
-        Column {
-            key: "name",
-            label: "Name",
-            sort: None,
-        },
-        Column {
-            key: "slug",
-            label: "Slug",
-            sort: None,
-        },
-        Column {
-            key: "status",
-            label: "Status",
-            sort: None,
-        },
-        Column {
-            key: "trial",
-            label: "Trial ends",
-            sort: None,
-        },
-        Column {
-            key: "created",
-            label: "Created",
-            sort: None,
-        },
+        Column::plain("name", "Name"),
+        Column::plain("slug", "Slug"),
+        Column::plain("status", "Status"),
+        Column::plain("trial", "Trial ends"),
+        Column::plain("created", "Created"),
     ],
     filters: &[Filter {
         key: "status",
@@ -54,14 +34,8 @@ pub static TENANTS: TableSpec = TableSpec {
         ],
     }],
     presets: &[
-        Preset {
-            label: "On trial",
-            query: "status=trial",
-        },
-        Preset {
-            label: "Suspended",
-            query: "status=suspended",
-        },
+        Preset::new("On trial", "status=trial"),
+        Preset::new("Suspended", "status=suspended"),
     ],
     // Newest first, as the service lists them; no column sorts otherwise.
     default_sort: ("created", true),

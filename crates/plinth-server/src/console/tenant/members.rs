@@ -17,31 +17,11 @@ pub static MEMBERS: TableSpec = TableSpec {
     page: "members",
     caption: "Members",
     columns: &[
-        Column {
-            key: "name",
-            label: "Name",
-            sort: None,
-        },
-        Column {
-            key: "email",
-            label: "E-mail",
-            sort: Some("email"),
-        },
-        Column {
-            key: "roles",
-            label: "Roles",
-            sort: None,
-        },
-        Column {
-            key: "status",
-            label: "Status",
-            sort: None,
-        },
-        Column {
-            key: "joined",
-            label: "Joined",
-            sort: Some("joined_at"),
-        },
+        Column::plain("name", "Name"),
+        Column::sorted("email", "E-mail", "email"),
+        Column::plain("roles", "Roles"),
+        Column::plain("status", "Status"),
+        Column::sorted("joined", "Joined", "joined_at"),
     ],
     filters: &[
         Filter {
@@ -66,18 +46,9 @@ pub static MEMBERS: TableSpec = TableSpec {
         },
     ],
     presets: &[
-        Preset {
-            label: "Administrators",
-            query: "role=admin",
-        },
-        Preset {
-            label: "Suspended",
-            query: "status=suspended",
-        },
-        Preset {
-            label: "Newest first",
-            query: "sort=-joined_at",
-        },
+        Preset::new("Administrators", "role=admin"),
+        Preset::new("Suspended", "status=suspended"),
+        Preset::new("Newest first", "sort=-joined_at"),
     ],
     default_sort: ("email", false),
     empty: "No members yet.",
