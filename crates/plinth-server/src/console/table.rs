@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+
+use crate::problem::Problem;
 use plinth_identity::SavedView;
 
 /// Rows on one page of a table.
@@ -429,9 +431,9 @@ pub struct Rows<T> {
 impl<T> Rows<T> {
     /// The service's answer as rows; a refusal becomes the page's error state, while a
     /// failure of the server stays an error.
-    pub fn of<E: Into<crate::problem::Problem>>(
+    pub fn of<E: Into<Problem>>(
         result: Result<plinth_core::Page<T>, E>,
-    ) -> Result<Rows<T>, crate::problem::Problem> {
+    ) -> Result<Rows<T>, Problem> {
         match result {
             Ok(found) => Ok(Rows {
                 items: found.items,
@@ -455,16 +457,17 @@ impl<T> Rows<T> {
 
 /// Every row of the view, page by page through `fetch` (the list's own service call), up
 /// to [`CSV_MAX_ROWS`]: what an export holds.
-pub async fn every_row<T, E, F, Fut>(mut fetch: F) -> Result<Vec<T>, E>
+pub async fn every_row<T, E, F, Fut>(mut fetch: F) -> Result<Vec<T>, Problem>
 where
+    E: Into<Problem>,
     F: FnMut(plinth_core::PageRequest) -> Fut,
     Fut: Future<Output = Result<plinth_core::Page<T>, E>>,
 {
     let mut all = Vec::new();
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     loop {
-        let page = plinth_core::PageRequest::new(Some(plinth_core::MAX_PAGE_LIMIT), cursor);
-        let found = fetch(page).await?;
+        let page = page_of(Some(plinth_core::MAX_PAGE_LIMIT), cursor.as_deref())?;
+        let found = fetch(page).await.map_err(Into::into)?;
         all.extend(found.items);
         match found.next_cursor {
             Some(next) if all.len() < CSV_MAX_ROWS => cursor = Some(next),
@@ -473,6 +476,14 @@ where
     }
     all.truncate(CSV_MAX_ROWS);
     Ok(all)
+}
+
+/// One page of a view: its cursor is the opaque one the list handed out (as the API's).
+pub fn page_of(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<plinth_core::PageRequest, Problem> {
+    crate::routes::paging::page_request(limit, cursor)
 }
 
 /// Whether the address asks for the view as CSV (`format=csv`).

@@ -20,6 +20,7 @@ backend_tests!(
     an_idle_console_session_ends,
     cookies_are_secure_behind_tls,
     saved_views_are_their_owners_alone_and_reach_no_further_than_the_form,
+    the_members_table_pages_through_every_member_once_in_order,
 );
 
 /// A browser: its own cookie jar, no automatic redirects, so every hop is visible.
@@ -605,5 +606,85 @@ async fn saved_views_are_their_owners_alone_and_reach_no_further_than_the_form(d
         let expected = if n < 19 { 303 } else { 422 };
         assert_eq!(page.status, expected, "view {n}: {}", page.body);
     }
+    app.stop().await;
+}
+
+async fn the_members_table_pages_through_every_member_once_in_order(db: TestDatabase) {
+    let app = TestApp::on(db).with("signup_enabled", true).spawn().await;
+    let mut owner = signed_in_browser(&app, "pager@example.com").await;
+    let token = app.access_token("pager@example.com", PASSWORD).await;
+    let tenant = app.create_tenant(&token, "pager").await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    // More than the export's page of 200, so the export follows a cursor too.
+    for n in 0..210 {
+        let user = app
+            .create_user(&format!("m{n:03}@pager.test"), PASSWORD, true, &[])
+            .await;
+        let role = if n % 3 == 0 { "viewer" } else { "member" };
+        app.add_member(&tenant_id, user, role).await;
+    }
+
+    // Viewers only, by e-mail descending: 70 of them, on three pages of 25.
+    let mut path = "/console/t/pager/members?role=viewer&sort=-email".to_owned();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = owner.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        pages += 1;
+        for row in page.body.split("<tr>").skip(2) {
+            let email = row.split("<td>").nth(2).unwrap().split('<').next().unwrap();
+            seen.push(email.to_owned());
+        }
+        let Some(at) = page.body.find("\" rel=\"next\"") else {
+            break;
+        };
+        let start = page.body[..at].rfind("href=\"").unwrap() + "href=\"".len();
+        path = page.body[start..at].replace("&#38;", "&");
+        assert!(
+            path.contains("role=viewer") && path.contains("sort=-email"),
+            "{path}"
+        );
+    }
+    let mut expected: Vec<String> = (0..210)
+        .filter(|n| n % 3 == 0)
+        .map(|n| format!("m{n:03}@pager.test"))
+        .collect();
+    expected.reverse();
+    assert_eq!(seen, expected, "every viewer once, by e-mail descending");
+    assert_eq!(pages, 3);
+
+    let mut path = "/console/t/pager/members".to_owned();
+    let mut all = Vec::new();
+    loop {
+        let page = owner.get(&path).await;
+        for row in page.body.split("<tr>").skip(2) {
+            let email = row.split("<td>").nth(2).unwrap().split('<').next().unwrap();
+            all.push(email.to_owned());
+        }
+        assert!(!page.body.contains("could not be read"), "{path}");
+        let Some(at) = page.body.find("\" rel=\"next\"") else {
+            assert!(
+                page.body.contains(">First page</a>"),
+                "the last page leads back"
+            );
+            break;
+        };
+        let start = page.body[..at].rfind("href=\"").unwrap() + "href=\"".len();
+        path = page.body[start..at].replace("&#38;", "&");
+    }
+    assert_eq!(all.len(), 211, "210 members and the owner, on nine pages");
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(all, sorted, "in order, none twice");
+
+    let csv = owner.get("/console/t/pager/members?format=csv").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.body.lines().count(),
+        212,
+        "a header and every member, past an export page of 200"
+    );
     app.stop().await;
 }

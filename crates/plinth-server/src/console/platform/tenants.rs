@@ -2,7 +2,6 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use plinth_core::PageRequest;
 use plinth_tenancy::{Tenant, TenantStatus};
 
 use crate::console::Visit;
@@ -72,8 +71,13 @@ pub async fn page(
     }
     let shell = visit.shell(&state, "platform-tenants").await?;
     let saved = state.identity.saved_views(&visit.me, TENANTS.page).await?;
-    let page = PageRequest::new(Some(table::PAGE_ROWS), view.cursor.clone());
-    let rows = table::Rows::of(tenancy.all_tenants(status, search, &page).await)?;
+    let rows = table::Rows::of(
+        async {
+            let page = table::page_of(Some(table::PAGE_ROWS), view.cursor.as_deref())?;
+            Ok::<_, Problem>(tenancy.all_tenants(status, search, &page).await?)
+        }
+        .await,
+    )?;
     let path = "/console/platform/tenants";
     let table = Table::new(
         &TENANTS,

@@ -3,7 +3,6 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use plinth_core::PageRequest;
 use plinth_tenancy::{MemberFilter, MemberSort, MemberView};
 
 use crate::auth::InTenant;
@@ -98,8 +97,18 @@ pub async fn page(
     }
     let shell = visit.shell(&state, "members").await?;
     let saved = state.identity.saved_views(&visit.me, MEMBERS.page).await?;
-    let page = PageRequest::new(Some(table::PAGE_ROWS), view.cursor.clone());
-    let rows = table::Rows::of(state.tenancy.list_members(&ctx.scope, &filter, &page).await)?;
+    let rows = table::Rows::of(
+        async {
+            let page = table::page_of(Some(table::PAGE_ROWS), view.cursor.as_deref())?;
+            Ok::<_, Problem>(
+                state
+                    .tenancy
+                    .list_members(&ctx.scope, &filter, &page)
+                    .await?,
+            )
+        }
+        .await,
+    )?;
     let path = format!("/console/t/{}/members", ctx.tenant_slug);
     let table = Table::new(
         &MEMBERS,
