@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use plinth_identity::Principal;
+use plinth_tenancy::{TenancyError, TenantContext};
 
 use crate::auth::Caller;
 use crate::cookies;
@@ -39,6 +40,8 @@ pub struct Visit {
     pub headers: HeaderMap,
     pub context: RequestContext,
     pub path: String,
+    /// The tenant of the path, as the route's guard already authorised it.
+    pub tenant: Option<TenantContext>,
 }
 
 impl FromRequestParts<AppState> for Visit {
@@ -52,6 +55,7 @@ impl FromRequestParts<AppState> for Visit {
             headers: parts.headers.clone(),
             context,
             path: parts.uri.path().to_owned(),
+            tenant: parts.extensions.get::<TenantContext>().cloned(),
         })
     }
 }
@@ -59,15 +63,34 @@ impl FromRequestParts<AppState> for Visit {
 impl Visit {
     /// The frame of this page, with `current` marked in the navigation.
     pub async fn shell(&self, state: &AppState, current: &'static str) -> Result<Shell, Problem> {
-        Shell::new(
-            state,
-            &self.me,
-            &self.headers,
-            &self.context,
-            current,
-            &self.path,
-        )
-        .await
+        Shell::new(state, self, current).await
+    }
+
+    /// The visitor's membership of `tenant` (id or slug), authorised as the API's guard
+    /// does for a route needing `tenant:read`: the console's test of "may work here".
+    pub async fn membership(
+        &self,
+        state: &AppState,
+        tenant: &str,
+    ) -> Result<TenantContext, TenancyError> {
+        // A tenant page's guard has already authorised the visitor there; its answer
+        // serves when it holds `tenant:read` (a custom role may lack it).
+        if let Some(ctx) = self.tenant.as_ref().filter(|ctx| {
+            (ctx.tenant_slug == tenant || ctx.scope.tenant().to_string() == tenant)
+                && ctx.permissions.contains("tenant:read")
+        }) {
+            return Ok(ctx.clone());
+        }
+        state
+            .tenancy
+            .authorize(
+                self.me.user,
+                self.context.actor().with_user(self.me.user),
+                tenant,
+                "tenant:read",
+                self.me.signed_in_with_mfa(),
+            )
+            .await
     }
 }
 

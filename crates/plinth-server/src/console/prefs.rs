@@ -68,17 +68,7 @@ pub async fn tenant(
             [cookies::clear(cookies::TENANT, super::PREFIX, secure)],
         );
     }
-    let member = state
-        .tenancy
-        .authorize(
-            visit.me.user,
-            visit.context.actor().with_user(visit.me.user),
-            &form.tenant,
-            "tenant:read",
-            visit.me.signed_in_with_mfa(),
-        )
-        .await;
-    match member {
+    match visit.membership(&state, &form.tenant).await {
         Ok(ctx) => with_cookies(
             next,
             [cookies::set(
@@ -100,16 +90,7 @@ pub async fn branding(
     ApiPath(file): ApiPath<String>,
 ) -> Result<Response, Problem> {
     let slug = file.strip_suffix(".css").ok_or_else(Problem::not_found)?;
-    let ctx = state
-        .tenancy
-        .authorize(
-            visit.me.user,
-            visit.context.actor().with_user(visit.me.user),
-            slug,
-            "tenant:read",
-            visit.me.signed_in_with_mfa(),
-        )
-        .await?;
+    let ctx = visit.membership(&state, slug).await?;
     let branding = state.tenancy.tenant(&ctx.scope).await?.branding;
     // Colours were checked as `#rrggbb` when saved; a stray value is left out rather
     // than written into the stylesheet.

@@ -4,11 +4,9 @@
 use axum::http::HeaderMap;
 use plinth_access::PermissionSet;
 use plinth_core::{PageRequest, TenantId, Timestamp};
-use plinth_identity::Principal;
 
-use super::csrf;
+use super::{Visit, csrf};
 use crate::cookies;
-use crate::extract::RequestContext;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -101,12 +99,10 @@ fn entry(key: &'static str, label: &'static str, href: &str) -> NavEntry {
 impl Shell {
     pub async fn new(
         state: &AppState,
-        principal: &Principal,
-        headers: &HeaderMap,
-        context: &RequestContext,
+        visit: &Visit,
         current: &'static str,
-        path: &str,
     ) -> Result<Shell, Problem> {
+        let (principal, headers, path) = (&visit.me, &visit.headers, visit.path.as_str());
         let (user, _) = state.identity.me(principal).await?;
         let mine = state
             .tenancy
@@ -134,18 +130,7 @@ impl Shell {
         if let Some(slug) = selected {
             // Suspended tenants and revoked roles refuse here exactly as the API does; the
             // console then shows the account pages only.
-            let actor = context.actor().with_user(principal.user);
-            if let Ok(ctx) = state
-                .tenancy
-                .authorize(
-                    principal.user,
-                    actor,
-                    &slug,
-                    "tenant:read",
-                    principal.signed_in_with_mfa(),
-                )
-                .await
-            {
+            if let Ok(ctx) = visit.membership(state, &slug).await {
                 let found = state.tenancy.tenant(&ctx.scope).await?;
                 permissions = ctx.permissions;
                 tenant = Some(SelectedTenant {

@@ -5,11 +5,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plinth_identity::{
-    BrowserSession, IdentityError, LoginOutcome, MfaChallenge, PasskeyChallenge,
-    PublicKeyCredential, SecretToken,
+    BrowserSession, IdentityError, LoginOutcome, MfaChallenge, PublicKeyCredential, SecretToken,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -222,19 +221,6 @@ pub async fn submit_mfa(
     }
 }
 
-/// Starts a passwordless sign-in (the page's script runs the ceremony).
-pub async fn begin_passkey(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Json<PasskeyChallenge>, Problem> {
-    Ok(Json(
-        state
-            .identity
-            .begin_passkey_sign_in(&context.client())
-            .await?,
-    ))
-}
-
 #[derive(Deserialize)]
 pub struct FinishPasskey {
     challenge_id: uuid::Uuid,
@@ -263,11 +249,10 @@ pub async fn finish_passkey(
         )
         .await?;
     let next = safe_next(body.next.as_deref());
-    let mut response = Json(SignedIn { next: next.clone() }).into_response();
-    for cookie in session_cookies(&state, &session) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    Ok(response)
+    Ok(with_cookies(
+        Json(SignedIn { next }).into_response(),
+        session_cookies(&state, &session),
+    ))
 }
 
 /// The session cookie, and the end of the pre-session one (it has done its job).

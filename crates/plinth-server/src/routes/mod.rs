@@ -73,7 +73,8 @@ pub fn register(routes: Routes) -> Routes {
             Public,
             "/console/sign-in/passkey/begin",
             &[Method::POST],
-            post(console::sign_in::begin_passkey),
+            // The API's own begin: a challenge is the same for a token or a cookie.
+            post(passkeys::begin_sign_in),
         )
         .page(
             Public,

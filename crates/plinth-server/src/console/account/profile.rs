@@ -5,7 +5,6 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use plinth_identity::IdentityError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -142,10 +141,6 @@ pub async fn change_password(
         .await;
     let error = match result {
         Ok(()) => return see_other(&format!("{PATH}?done=password")),
-        Err(IdentityError::InvalidCredentials) => FormError::new(
-            StatusCode::UNAUTHORIZED,
-            "Your current password is not right.",
-        ),
         Err(e) => match FormError::of(Problem::from(e)) {
             Ok(error) => error,
             Err(problem) => return error_page(problem),
